@@ -1,0 +1,329 @@
+package ordersync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// maxReplySize caps how much of the upstream's reply is captured; a larger
+// reply is a broken upstream (UNKNOWN_EXCEPTION).
+const maxReplySize = 1 << 20
+
+// timeBoundGrace is how long after upstream_timeout the handler still waits
+// for the next handler to notice its cancelled context before answering
+// anyway (CONTRACT §7.13).
+const timeBoundGrace = time.Second
+
+// headersRemovedUpstream are the Alipay transport headers the upstream must
+// not see: the gateway has already checked them, and forwarding them would
+// invite the backend to re-verify a body it no longer receives.
+var headersRemovedUpstream = []string{
+	"Signature", "Request-Time", "Client-Id", "Key-Version", "Encrypt",
+	"Agent-Token", "Sdk-Version", "Accept-Encoding", "Content-Length",
+	"Transfer-Encoding", "Content-Encoding", "Idempotency-Key",
+}
+
+// upstreamReply is what the next handler answered.
+type upstreamReply struct {
+	status    int
+	body      []byte
+	tooLarge  bool
+	err       error // returned by the next handler (e.g. reverse_proxy's 502)
+	timedOut  bool
+	duration  time.Duration
+	neverDone bool // next handler still running after the grace period
+}
+
+// forward sends the normalized body to the next handler and captures its
+// reply in a private buffer, so nothing the upstream sets reaches the
+// caller.
+func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, body []byte, clientID, requestID, scenario string) upstreamReply {
+	timeout := time.Duration(h.UpstreamTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+
+	up := r.Clone(ctx)
+	up.Method = http.MethodPost
+	for _, name := range headersRemovedUpstream {
+		up.Header.Del(name)
+	}
+	up.Header.Set("Content-Type", "application/json")
+	up.Header.Set("Idempotency-Key", clientID+":"+requestID)
+	up.Header.Set("X-Order-Sync-Client-Id", clientID)
+	up.Header.Set("X-Order-Sync-Scenario", scenario)
+	up.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	up.Body = http.NoBody
+	if len(body) > 0 {
+		up.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	up.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	up.ContentLength = int64(len(body))
+	up.TransferEncoding = nil
+
+	rec := &captureWriter{header: make(http.Header)}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- errors.New("next handler panicked")
+			}
+		}()
+		done <- next.ServeHTTP(rec, up)
+	}()
+
+	var out upstreamReply
+	select {
+	case err := <-done:
+		out.err = err
+	case <-time.After(timeout + timeBoundGrace):
+		out.neverDone = true
+	}
+	out.duration = time.Since(start)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		out.timedOut = true
+	}
+	if out.neverDone {
+		return out
+	}
+	out.status, out.body, out.tooLarge = rec.result()
+	return out
+}
+
+// captureWriter is a bounded, private http.ResponseWriter. It is not tied to
+// the caller's writer, so a next handler that outlives the time bound writes
+// into nothing the caller sees.
+type captureWriter struct {
+	mu       sync.Mutex
+	header   http.Header
+	status   int
+	buf      bytes.Buffer
+	tooLarge bool
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+
+func (c *captureWriter) WriteHeader(status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.status == 0 && status >= 200 {
+		c.status = status
+	}
+}
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if c.tooLarge {
+		return len(p), nil
+	}
+	if c.buf.Len()+len(p) > maxReplySize {
+		c.tooLarge = true
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
+// Flush is a no-op: the reply is consumed whole.
+func (c *captureWriter) Flush() {}
+
+func (c *captureWriter) result() (int, []byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status, c.buf.Bytes(), c.tooLarge
+}
+
+// mapped is an upstream reply turned into an outcome.
+type mapped struct {
+	outcome outcome
+	reason  string // short label for logs and metrics
+}
+
+// mapReply applies CONTRACT §5 and §7.6.
+func (h *Handler) mapReply(up upstreamReply, orderStatus string) mapped {
+	unknown := func(reason, msg string) mapped {
+		return mapped{outcome: outcome{code: codeUnknown, message: msg}, reason: reason}
+	}
+	switch {
+	case up.neverDone || up.timedOut:
+		return unknown("timeout", "upstream: no answer within upstream_timeout; retry later")
+	case up.err != nil && up.status == 0:
+		return unknown("unreachable", "upstream: unreachable or failed; retry later")
+	case up.status == 0:
+		return unknown("no_reply", "upstream: no reply (is reverse_proxy configured after alipay_order_sync?)")
+	case up.tooLarge:
+		return unknown("too_large", "upstream: reply larger than the capture limit")
+	}
+
+	parsed, isJSON := parseUpstreamBody(up.body)
+	// (a) a known resultCode wins whatever the HTTP status.
+	if isJSON && parsed.code != "" {
+		rc, known := lookupResultCode(parsed.code)
+		if !known {
+			return unknown("unknown_code", "upstream: answered an unknown resultCode")
+		}
+		if rc != codeSuccess {
+			msg := parsed.message
+			if msg == "" {
+				msg = "upstream: " + rc.Code
+			}
+			return mapped{outcome: outcome{code: rc, message: msg}, reason: "result_code"}
+		}
+		if parsed.orderID == "" {
+			return unknown("no_order_id", "upstream: SUCCESS without orderId")
+		}
+		return mapped{outcome: successOutcome(parsed, orderStatus), reason: "result_code"}
+	}
+	// (b) 2xx with orderId.
+	if up.status >= 200 && up.status < 300 {
+		if !isJSON {
+			return unknown("not_json", "upstream: reply is not JSON")
+		}
+		if parsed.orderID == "" {
+			return unknown("no_order_id", "upstream: 2xx reply without orderId")
+		}
+		return mapped{outcome: successOutcome(parsed, orderStatus), reason: "success"}
+	}
+	// (c) the status table, with map_status overrides.
+	if rc, ok := h.codeForStatus(up.status); ok {
+		return mapped{outcome: outcome{code: rc, message: "upstream: HTTP " + strconv.Itoa(up.status)}, reason: "status"}
+	}
+	// (d) everything else.
+	return unknown("status", "upstream: HTTP "+strconv.Itoa(up.status)+"; retry later")
+}
+
+func (h *Handler) codeForStatus(status int) (resultCode, bool) {
+	if rc, ok := h.statusMap[strconv.Itoa(status)]; ok {
+		return rc, true
+	}
+	if rc, ok := h.statusMap[strconv.Itoa(status/100)+"xx"]; ok {
+		return rc, true
+	}
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return codeParamIllegal, true
+	case http.StatusConflict:
+		return codeOrderStatus, true
+	case http.StatusNotFound, http.StatusNotImplemented:
+		return codeUnsupported, true
+	case http.StatusTooManyRequests:
+		return codeTrafficExceed, true
+	}
+	return resultCode{}, false
+}
+
+func successOutcome(p parsedReply, orderStatus string) outcome {
+	return outcome{
+		code:             codeSuccess,
+		message:          "success",
+		orderID:          p.orderID,
+		orderStatus:      orderStatus,
+		distributeResult: p.distributeResult,
+	}
+}
+
+// parsedReply holds the fields the gateway reads from an upstream reply.
+type parsedReply struct {
+	code             string
+	message          string
+	orderID          string
+	distributeResult json.RawMessage
+}
+
+// upstreamBody accepts both success shapes, a flat or nested result, and
+// numeric orderIds that a loosely typed backend may send.
+type upstreamBody struct {
+	ResultCode       string          `json:"resultCode"`
+	ResultMessage    string          `json:"resultMessage"`
+	Result           *upstreamResult `json:"result"`
+	OrderID          json.RawMessage `json:"orderId"`
+	DistributeResult json.RawMessage `json:"distributeResult"`
+	BenefitID        *string         `json:"benefitId"`
+	DetailLink       *string         `json:"detailLink"`
+	SceneCode        *string         `json:"sceneCode"`
+}
+
+type upstreamResult struct {
+	ResultCode    string `json:"resultCode"`
+	ResultMessage string `json:"resultMessage"`
+}
+
+func parseUpstreamBody(b []byte) (parsedReply, bool) {
+	var ub upstreamBody
+	if len(bytes.TrimSpace(b)) == 0 || json.Unmarshal(b, &ub) != nil {
+		return parsedReply{}, false
+	}
+	p := parsedReply{code: ub.ResultCode, message: ub.ResultMessage}
+	if p.code == "" && ub.Result != nil {
+		p.code, p.message = ub.Result.ResultCode, ub.Result.ResultMessage
+	}
+	p.orderID = rawString(ub.OrderID)
+	if len(ub.DistributeResult) > 0 && bytes.HasPrefix(bytes.TrimSpace(ub.DistributeResult), []byte("[")) {
+		p.distributeResult = compactJSON(ub.DistributeResult)
+	} else if ub.BenefitID != nil || ub.DetailLink != nil || ub.SceneCode != nil {
+		p.distributeResult = flatDistributeResult(ub)
+	}
+	return p, true
+}
+
+// rawString reads an orderId given as a JSON string or number.
+func rawString(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return strings.TrimSpace(s)
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return nil
+	}
+	return buf.Bytes()
+}
+
+// flatDistributeResult turns the flat success form into the Alipay array
+// (CONTRACT §7.5); keys absent in the flat reply are left out.
+func flatDistributeResult(ub upstreamBody) json.RawMessage {
+	item := map[string]any{}
+	if ub.SceneCode != nil {
+		item["sceneCode"] = *ub.SceneCode
+	}
+	ext := map[string]string{}
+	if ub.BenefitID != nil {
+		ext["benefitId"] = *ub.BenefitID
+	}
+	if ub.DetailLink != nil {
+		ext["detailLink"] = *ub.DetailLink
+	}
+	if len(ext) > 0 {
+		item["extInfo"] = ext
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode([]any{item})
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}

@@ -1,0 +1,441 @@
+package ordersync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-alipay/ordersync/message"
+	"github.com/caddy-alipay/ordersync/schema"
+	"github.com/caddy-alipay/ordersync/signature"
+	"github.com/caddy-alipay/ordersync/statemachine"
+	"github.com/caddy-alipay/ordersync/store"
+)
+
+// exchange carries one request through the pipeline; its fields feed the
+// log line and the metrics.
+type exchange struct {
+	r            *http.Request
+	start        time.Time
+	clientID     string
+	clientLabel  string // bounded by configuration: a configured client id or "other"
+	raw          []byte
+	req          *message.Request
+	scenario     *scenario
+	previous     string
+	replay       bool
+	reason       string // short machine label of why the answer is what it is
+	upstream     time.Duration
+	calledUp     bool
+	claimToken   string
+	claimKey     store.RequestKey
+}
+
+// ServeHTTP runs the pipeline of CONTRACT §7.1. Every expected outcome is
+// written here as an envelope and nil is returned: the caller must always
+// get HTTP 200 and a (signed) envelope, never Caddy's error page.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	x := &exchange{r: r, start: time.Now(), clientID: r.Header.Get("Client-Id"), clientLabel: "other"}
+	if _, ok := h.clients[x.clientID]; ok {
+		x.clientLabel = x.clientID
+	}
+	rep, o := h.process(x, w, next)
+	h.finish(w, x, rep, o)
+	return nil
+}
+
+// process returns either a stored reply to send as is (replay) or an outcome.
+func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Handler) (*store.Reply, outcome) {
+	r := x.r
+	if h.Offline {
+		return nil, h.fail(x, codeUnsupported, "offline", "service: the order sync API is offline for maintenance")
+	}
+	if r.Method != http.MethodPost {
+		return nil, h.fail(x, codeMethodNotSupported, "method", "method: only POST is supported")
+	}
+	if !jsonContentType(r.Header.Values("Content-Type")) {
+		return nil, h.fail(x, codeMediaType, "media_type", "Content-Type: must be application/json")
+	}
+	raw, err := readBody(w, r, h.MaxBodySize)
+	if err != nil {
+		return nil, h.fail(x, codeParamIllegal, "body_size", err.Error())
+	}
+	x.raw = raw
+
+	if o, ok := h.authenticate(x); !ok {
+		return nil, o
+	}
+
+	doc, err := schema.Decode(raw)
+	if err != nil {
+		return nil, h.fail(x, codeParamIllegal, "json", err.Error())
+	}
+	if err := h.validator.ValidateBase(doc); err != nil {
+		return nil, h.fail(x, codeParamIllegal, "schema", err.Error())
+	}
+	req, err := message.Parse(raw)
+	if err != nil {
+		return nil, h.fail(x, codeParamIllegal, "json", "body: "+err.Error())
+	}
+	x.req = req
+	if c := h.clients[x.clientID]; c != nil && c.merchants != nil {
+		if _, ok := c.merchants[req.MerchantID]; !ok {
+			return nil, h.fail(x, codeUnsupported, "merchant", "merchantId: not allowed for this client")
+		}
+	}
+	sc := h.matchScenario(req)
+	if sc == nil {
+		return nil, h.fail(x, codeUnsupported, "no_scenario", "merchantBizType: no enabled scenario matches this request")
+	}
+	x.scenario = sc
+	if sc.hasSchema {
+		if err := h.validator.ValidateScenario(sc.name, doc); err != nil {
+			return nil, h.fail(x, codeParamIllegal, "schema", err.Error())
+		}
+	}
+	if !sc.machine.Has(req.OrderStatus) {
+		return nil, h.fail(x, codeParamIllegal, "schema", "orderStatus: not a status of scenario "+sc.name)
+	}
+	return h.sync(x, next)
+}
+
+// sync is everything after validation: replay check, order lock,
+// transition, forward, commit.
+func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outcome) {
+	ctx, cancel := context.WithTimeout(x.r.Context(), time.Duration(h.UpstreamTimeout))
+	defer cancel()
+	req := x.req
+	x.claimKey = store.RequestKey{ClientID: x.clientID, RequestID: req.RequestID}
+
+	began := time.Now()
+	claim, err := h.store.Claim(ctx, x.claimKey, store.HashBody(x.raw), time.Duration(h.ClaimLease))
+	h.metrics.observeStore("claim", began, err)
+	if err != nil {
+		return nil, h.storeDown(x, "claim", err)
+	}
+	switch claim.Status {
+	case store.Done:
+		x.replay, x.reason = true, "replay"
+		h.metrics.replays.WithLabelValues(x.clientLabel).Inc()
+		return claim.Reply, outcome{}
+	case store.InFlight:
+		return nil, h.fail(x, codeUnknown, "in_flight", "requestId: the same request is still being processed; retry later")
+	case store.Mismatch:
+		return nil, h.fail(x, codeParamIllegal, "request_id_reused", "requestId: already used with a different body")
+	}
+	x.claimToken = claim.Token
+
+	okey := store.OrderKey{ClientID: x.clientID, MerchantBizNo: req.MerchantBizNo}
+	began = time.Now()
+	unlock, err := h.store.LockOrder(ctx, okey, time.Duration(h.ClaimLease))
+	h.metrics.observeStore("lock", began, err)
+	if err != nil {
+		return nil, h.storeDown(x, "lock", err)
+	}
+	defer unlock()
+
+	began = time.Now()
+	prev, err := h.store.GetOrder(ctx, okey)
+	h.metrics.observeStore("get_order", began, err)
+	if err != nil {
+		return nil, h.storeDown(x, "get_order", err)
+	}
+	var current *statemachine.State
+	if prev != nil {
+		x.previous = prev.Status
+		if prev.Scenario != x.scenario.name {
+			h.metrics.rejections.WithLabelValues(x.scenario.name, "scenario_changed").Inc()
+			return nil, h.final(x, codeOrderStatus, "scenario_changed", "merchantBizNo: order belongs to scenario "+prev.Scenario)
+		}
+		current = &statemachine.State{Status: prev.Status, ModifyTime: prev.ModifyTime}
+	}
+	decision := x.scenario.machine.Decide(current, req.OrderStatus, req.ModifyTimeMillis())
+	switch decision.Verdict {
+	case statemachine.Reject:
+		h.metrics.rejections.WithLabelValues(x.scenario.name, "transition").Inc()
+		return nil, h.final(x, codeOrderStatus, "transition", decision.Reason)
+	case statemachine.AlreadyCurrent:
+		x.reason = "already_current"
+		return nil, h.final(x, codeSuccess, "already_current", "", withOrder(prev))
+	}
+
+	body := req.Normalize(x.clientID, x.scenario.name, x.previous)
+	up := h.forward(x.r, next, body, x.clientID, req.RequestID, x.scenario.name)
+	x.calledUp, x.upstream = true, up.duration
+	h.metrics.upstream.WithLabelValues(x.scenario.name).Observe(up.duration.Seconds())
+	m := h.mapReply(up, req.OrderStatus)
+	x.reason = m.reason
+	if up.err != nil {
+		h.logger.Debug("next handler returned an error", zap.Error(up.err))
+	}
+	switch m.outcome.code.Status {
+	case "U":
+		h.release(x)
+		return nil, m.outcome
+	case "F":
+		return nil, h.final(x, m.outcome.code, m.reason, m.outcome.message)
+	}
+
+	// SUCCESS: the new state and the replay record are one durable write,
+	// and only then is S sent (CONTRACT §6).
+	next2 := store.Order{
+		Scenario:         x.scenario.name,
+		Status:           req.OrderStatus,
+		ModifyTime:       req.ModifyTimeMillis(),
+		OrderID:          m.outcome.orderID,
+		DistributeResult: m.outcome.distributeResult,
+		RequestID:        req.RequestID,
+		UpdatedAt:        time.Now().UTC(),
+	}
+	if next2.ModifyTime == 0 && prev != nil {
+		next2.ModifyTime = prev.ModifyTime
+	}
+	rep := h.reply(x.r, x.clientID, m.outcome)
+	// The commit gets its own deadline: the upstream already issued, so a
+	// request context that is nearly spent must not turn a success into U.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 5*time.Second)
+	defer ccancel()
+	began = time.Now()
+	err = h.store.CommitSuccess(cctx, okey, prev, next2, x.claimKey, x.claimToken, rep, time.Duration(h.IdempotencyTTL))
+	h.metrics.observeStore("commit", began, err)
+	if err != nil {
+		return nil, h.storeDown(x, "commit", err)
+	}
+	x.claimToken = ""
+	return &rep, m.outcome
+}
+
+type outcomeOption func(*outcome)
+
+func withOrder(o *store.Order) outcomeOption {
+	return func(out *outcome) {
+		out.orderID = o.OrderID
+		out.distributeResult = o.DistributeResult
+	}
+}
+
+// fail is an answer given before the requestId was claimed: nothing is
+// stored (CONTRACT §7.2).
+func (h *Handler) fail(x *exchange, rc resultCode, reason, msg string) outcome {
+	x.reason = reason
+	return outcome{code: rc, message: msg}
+}
+
+// final is an answer given after the claim: F and S are stored for replay
+// (the caller of final writes the stored bytes), U releases the claim.
+func (h *Handler) final(x *exchange, rc resultCode, reason, msg string, opts ...outcomeOption) outcome {
+	x.reason = reason
+	o := outcome{code: rc, message: msg}
+	if rc == codeSuccess {
+		o.message = "success"
+		o.orderStatus = x.req.OrderStatus
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// storeDown answers U when the state store fails: never S without durable
+// state.
+func (h *Handler) storeDown(x *exchange, op string, err error) outcome {
+	h.release(x)
+	h.logger.Error("state store failed", zap.String("operation", op), zap.Error(err))
+	if errors.Is(err, store.ErrLockTimeout) {
+		return h.fail(x, codeUnknown, "order_busy", "merchantBizNo: the order is busy with another request; retry later")
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return h.fail(x, codeUnknown, "conflict", "merchantBizNo: the order changed concurrently; retry later")
+	}
+	return h.fail(x, codeUnknown, "store_error", "service: state store unavailable; retry later")
+}
+
+func (h *Handler) release(x *exchange) {
+	if x.claimToken == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 2*time.Second)
+	defer cancel()
+	if err := h.store.Release(ctx, x.claimKey, x.claimToken); err != nil {
+		h.logger.Warn("releasing a claim failed; it expires with its lease", zap.Error(err))
+	}
+	x.claimToken = ""
+}
+
+// finish turns the outcome into bytes (unless a stored reply is given),
+// stores final answers made after the claim, writes, logs and counts.
+func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o outcome) {
+	if rep == nil {
+		built := h.reply(x.r, x.clientID, o)
+		if x.claimToken != "" {
+			// Still holding the claim means a final answer (F, or the
+			// stored SUCCESS of a re-sent status): keep it for replay.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 5*time.Second)
+			began := time.Now()
+			err := h.store.Finish(ctx, x.claimKey, x.claimToken, built, time.Duration(h.IdempotencyTTL))
+			cancel()
+			h.metrics.observeStore("finish", began, err)
+			if err != nil {
+				// Unstored, a final answer could differ on retry: say U.
+				o = h.storeDown(x, "finish", err)
+				built = h.reply(x.r, x.clientID, o)
+			}
+			x.claimToken = ""
+		}
+		rep = &built
+	}
+	code := o.code
+	if x.replay {
+		code = replayedCode(rep.Body)
+	}
+	writeReply(w, *rep, tracerID(x.r))
+	h.observe(x, code)
+}
+
+// tracerID reuses Caddy's request id so the Tracer-Id matches Caddy's logs.
+func tracerID(r *http.Request) string {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if v, ok := repl.GetString("http.request.uuid"); ok {
+			return strings.ReplaceAll(v, "-", "")
+		}
+	}
+	return ""
+}
+
+func jsonContentType(values []string) bool {
+	if len(values) == 0 {
+		return false
+	}
+	// The Go SDK sends Content-Type twice (CONTRACT §7.8); all must agree.
+	for _, v := range values {
+		mt, params, err := mime.ParseMediaType(v)
+		if err != nil || mt != "application/json" {
+			return false
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			return false
+		}
+	}
+	return true
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	tooLarge := fmt.Errorf("body: larger than %d bytes (max_body_size)", limit)
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, errors.New("body: could not be read")
+	}
+	return b, nil
+}
+
+// authenticate checks Client-Id, key version, signature and Request-Time.
+func (h *Handler) authenticate(x *exchange) (outcome, bool) {
+	r := x.r
+	if x.clientID == "" {
+		return h.fail(x, codeInvalidClient, "client", "Client-Id: missing"), false
+	}
+	c := h.clients[x.clientID]
+	if h.InsecureSkipVerify {
+		return outcome{}, true
+	}
+	if c == nil {
+		h.metrics.signatureFailures.WithLabelValues("client").Inc()
+		return h.fail(x, codeInvalidClient, "client", "Client-Id: not a registered client"), false
+	}
+	sigHeader := r.Header.Get("Signature")
+	if sigHeader == "" {
+		h.metrics.signatureFailures.WithLabelValues("missing").Inc()
+		return h.fail(x, codeInvalidSignature, "signature_missing", "Signature: missing"), false
+	}
+	parsed, err := signature.ParseHeader(sigHeader)
+	if err != nil {
+		h.metrics.signatureFailures.WithLabelValues(signatureReason(err)).Inc()
+		return h.fail(x, codeInvalidSignature, "signature_malformed", err.Error()), false
+	}
+	key, ok := c.keys[parsed.KeyVersion]
+	if !ok {
+		h.metrics.signatureFailures.WithLabelValues("key_not_found").Inc()
+		return h.fail(x, codeKeyNotFound, "key_not_found", "Signature: keyVersion "+safeToken(parsed.KeyVersion)+" is not registered for this client"), false
+	}
+	reqTime := r.Header.Get("Request-Time")
+	if reqTime == "" {
+		h.metrics.signatureFailures.WithLabelValues("time").Inc()
+		return h.fail(x, codeInvalidSignature, "time", "Request-Time: missing"), false
+	}
+	if err := signature.Verify(key, r.Method, r.URL.Path, x.clientID, reqTime, x.raw, parsed.Signature); err != nil {
+		h.metrics.signatureFailures.WithLabelValues(signatureReason(err)).Inc()
+		return h.fail(x, codeInvalidSignature, "signature", err.Error()), false
+	}
+	if h.timeWindow > 0 {
+		t, err := signature.ParseTime(reqTime)
+		if err == nil {
+			err = signature.CheckWindow(t, time.Now(), h.timeWindow)
+		}
+		if err != nil {
+			h.metrics.signatureFailures.WithLabelValues("time").Inc()
+			return h.fail(x, codeInvalidSignature, "time", err.Error()), false
+		}
+	}
+	return outcome{}, true
+}
+
+// safeToken keeps a short, printable token for a message (key versions are
+// small integers; anything else is not echoed).
+func safeToken(s string) string {
+	if len(s) > 8 {
+		return "(invalid)"
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return "(invalid)"
+		}
+	}
+	return s
+}
+
+// matchScenario picks the first enabled scenario whose merchantBizType and
+// extInfo conditions all hold.
+func (h *Handler) matchScenario(req *message.Request) *scenario {
+	for _, sc := range h.scenarios {
+		if sc.merchantBizType != req.MerchantBizType {
+			continue
+		}
+		ok := true
+		for k, want := range sc.matchExt {
+			if got, present := req.ExtString(k); !present || got != want {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return sc
+		}
+	}
+	return nil
+}
+
+
+
+// signatureReason is the bounded metrics label of an authentication error.
+func signatureReason(err error) string {
+	if r := signature.ReasonOf(err); r != "" {
+		return r
+	}
+	return "other"
+}

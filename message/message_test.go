@@ -1,0 +1,433 @@
+package message_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/caddy-alipay/ordersync/message"
+	"github.com/caddy-alipay/ordersync/schema"
+)
+
+// The seed and the SDK vector body live with the schema package's tests.
+const (
+	seedFile   = "../schema/testdata/seed.json"
+	prettyFile = "../schema/testdata/pretty-unicode.json"
+)
+
+func readFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustParse(t testing.TB, raw []byte) *message.Request {
+	t.Helper()
+	r, err := message.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestParseSeed(t *testing.T) {
+	r := mustParse(t, readFile(t, seedFile))
+	if r.RequestID != "00242206688873156335287814888550" || r.MerchantID != "2160120041113167" ||
+		r.MerchantBizNo != "00242206688873156335287814888550" || r.OrderStatus != "TICKETED" ||
+		r.UserID != "2160220041431868" || r.MerchantBizType != "ALIPAY_COUPON" ||
+		r.TradeNo != "Gift_card_tradeNo" || r.OpenID != "" {
+		t.Errorf("strings: %+v", r)
+	}
+	if r.OrderCreateTime == nil || *r.OrderCreateTime != 1740385506708 {
+		t.Errorf("OrderCreateTime = %v", r.OrderCreateTime)
+	}
+	if r.ModifyTimeMillis() != 1742977506708 {
+		t.Errorf("ModifyTimeMillis = %d", r.ModifyTimeMillis())
+	}
+	if r.Amount != nil || r.PayAmount != nil {
+		t.Error("amounts should be absent")
+	}
+	if got := string(r.ExtInfo); got != `{"benefit_issue_mode":"SALE","product_id":"22025021800135606000000001663483"}` {
+		t.Errorf("ExtInfo = %s", got)
+	}
+}
+
+func TestNormalizeSeedGolden(t *testing.T) {
+	r := mustParse(t, readFile(t, seedFile))
+	got := r.Normalize("4Q5Y8W0WSG45P907917", "gift_card", "")
+	want := `{"requestId":"00242206688873156335287814888550","clientId":"4Q5Y8W0WSG45P907917","scenario":"gift_card",` +
+		`"merchantId":"2160120041113167","merchantBizNo":"00242206688873156335287814888550","merchantBizType":"ALIPAY_COUPON",` +
+		`"orderStatus":"TICKETED","previousStatus":"",` +
+		`"userId":"2160220041431868","openId":"","tradeNo":"Gift_card_tradeNo",` +
+		`"orderCreateTime":"2025-02-24T08:25:06.708Z","orderModifyTime":"2025-03-26T08:25:06.708Z",` +
+		`"extInfo":{"benefit_issue_mode":"SALE","product_id":"22025021800135606000000001663483"}}`
+	if string(got) != want {
+		t.Errorf("Normalize:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestNormalizePrettyUnicode(t *testing.T) {
+	r := mustParse(t, readFile(t, prettyFile))
+	got := r.Normalize("4Q5Y8W0WSG45P907917", "gift_card", "TICKETED")
+	want := `{"requestId":"a1b2c3d4e5f60718293a4b5c6d7e8f90","clientId":"4Q5Y8W0WSG45P907917","scenario":"gift_card",` +
+		`"merchantId":"","merchantBizNo":"GC-2026-000001","merchantBizType":"ALIPAY_COUPON",` +
+		`"orderStatus":"TICKETED","previousStatus":"TICKETED",` +
+		`"userId":"2160220041431868","openId":"","tradeNo":"2026112522001400000000000001",` +
+		`"orderCreateTime":"2025-02-24T08:25:06.708Z","orderModifyTime":"2025-03-26T08:25:06.708Z",` +
+		`"amount":{"cents":10000,"currency":"HKD"},"payAmount":{"cents":9500,"currency":"HKD"},` +
+		`"extInfo":{"benefit_issue_mode": "SALE", "product_id": "22025021800135606000000001663483", "note": "禮品卡 \u2014 100 HKD"}}`
+	if string(got) != want {
+		t.Errorf("Normalize:\n got %s\nwant %s", got, want)
+	}
+}
+
+const minimal = `{"requestId":"r1","merchantBizNo":"m1","orderStatus":"TICKETED","openId":"o1","extInfo":{}}`
+
+func TestNormalizeAbsentOptionalFields(t *testing.T) {
+	r := mustParse(t, []byte(minimal))
+	got := string(r.Normalize("c", "s", ""))
+	want := `{"requestId":"r1","clientId":"c","scenario":"s","merchantId":"","merchantBizNo":"m1","merchantBizType":"",` +
+		`"orderStatus":"TICKETED","previousStatus":"","userId":"","openId":"o1","tradeNo":"","extInfo":{}}`
+	if got != want {
+		t.Errorf("Normalize:\n got %s\nwant %s", got, want)
+	}
+	if r.ModifyTimeMillis() != 0 {
+		t.Errorf("ModifyTimeMillis = %d, want 0", r.ModifyTimeMillis())
+	}
+}
+
+func TestNormalizeExtInfoPassThrough(t *testing.T) {
+	for _, ext := range []string{
+		`{}`,
+		`{ }`,
+		`{"a":[1,2,{"b":null}],"c":"\u00e9\n","d":1.50e+3}`,
+		"{\n  \"indented\": true\n}",
+	} {
+		body := `{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u","extInfo":` + ext + `}`
+		got := mustParse(t, []byte(body)).Normalize("c", "s", "")
+		if !bytes.HasSuffix(got, []byte(`,"extInfo":`+ext+`}`)) {
+			t.Errorf("extInfo %q not passed through: %s", ext, got)
+		}
+		if !json.Valid(got) {
+			t.Errorf("invalid JSON: %s", got)
+		}
+	}
+}
+
+func amountBody(value string) []byte {
+	return []byte(`{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u",` +
+		`"amount":{"value":"` + value + `","currency":"HKD"},"payAmount":{"currency":"USD","value":"` + value + `"},"extInfo":{}}`)
+}
+
+func TestNormalizeAmounts(t *testing.T) {
+	d64 := "1234567890123456789012345678901234567890123456789012345678901234"
+	tests := []struct{ value, cents string }{
+		{"10000", "10000"},
+		{"000100", "100"},
+		{"0", "0"},
+		{"0000", "0"},
+		{"007", "7"},
+		{d64, d64},
+		{"0" + d64[1:], strings.TrimLeft(d64[1:], "0")},
+		{strings.Repeat("9", 64), strings.Repeat("9", 64)},
+	}
+	for _, tt := range tests {
+		got := mustParse(t, amountBody(tt.value)).Normalize("c", "s", "")
+		want := `"amount":{"cents":` + tt.cents + `,"currency":"HKD"},"payAmount":{"cents":` + tt.cents + `,"currency":"USD"}`
+		if !bytes.Contains(got, []byte(want)) {
+			t.Errorf("value %q:\n got %s\nwant …%s…", tt.value, got, want)
+		}
+		// The cents must be a JSON number that keeps every digit.
+		var v struct {
+			Amount struct{ Cents json.Number } `json:"amount"`
+		}
+		if err := json.Unmarshal(got, &v); err != nil || string(v.Amount.Cents) != tt.cents {
+			t.Errorf("value %q: decoded cents %q, %v", tt.value, v.Amount.Cents, err)
+		}
+	}
+}
+
+func TestNormalizeTimes(t *testing.T) {
+	tests := []struct {
+		ms   string
+		want string
+	}{
+		{"1740385506708", "2025-02-24T08:25:06.708Z"},
+		{"1742977506708", "2025-03-26T08:25:06.708Z"},
+		{"0", "1970-01-01T00:00:00.000Z"},
+		{"1740385506000", "2025-02-24T08:25:06.000Z"},
+		{"253402300799999", "9999-12-31T23:59:59.999Z"},
+	}
+	for _, tt := range tests {
+		body := `{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u","orderCreateTime":` + tt.ms +
+			`,"orderModifyTime":` + tt.ms + `,"extInfo":{}}`
+		got := mustParse(t, []byte(body)).Normalize("c", "s", "")
+		want := `"orderCreateTime":"` + tt.want + `","orderModifyTime":"` + tt.want + `"`
+		if !bytes.Contains(got, []byte(want)) {
+			t.Errorf("%s: got %s", tt.ms, got)
+		}
+	}
+}
+
+func TestNormalizeEscaping(t *testing.T) {
+	hostile := "a\"b\\c\nd\te\x00f\x1f<g>&h\u2028i\u2029j\x7fk禮"
+	r := &message.Request{RequestID: hostile, ExtInfo: json.RawMessage(`{}`)}
+	got := r.Normalize(hostile, "s", hostile)
+	if !json.Valid(got) {
+		t.Fatalf("invalid JSON: %s", got)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"requestId", "clientId", "previousStatus"} {
+		if back[k] != hostile {
+			t.Errorf("%s round-trips to %q", k, back[k])
+		}
+	}
+	if !bytes.Contains(got, []byte(`\u2028`)) || !bytes.Contains(got, []byte(`<g>&h`)) {
+		t.Errorf("escaping differs from encoding/json without HTML escaping: %s", got)
+	}
+}
+
+// appendString must agree byte for byte with encoding/json (HTML escaping
+// off), invalid UTF-8 included.
+func FuzzNormalizeString(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\"b\\c", "\x00\x01\b\f\n\r\t\x1f", "\u2028\u2029", "<>&", "\xff\xfe", "禮\xe7\xa6"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r := &message.Request{RequestID: s, ExtInfo: json.RawMessage(`{}`)}
+		got := r.Normalize("", "", "")
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		want := `{"requestId":` + strings.TrimSuffix(buf.String(), "\n") + `,"clientId":""`
+		if !bytes.HasPrefix(got, []byte(want)) {
+			t.Fatalf("got %q\nwant prefix %q", got, want)
+		}
+	})
+}
+
+func TestNormalizeKeyOrder(t *testing.T) {
+	r := mustParse(t, readFile(t, prettyFile))
+	dec := json.NewDecoder(bytes.NewReader(r.Normalize("c", "s", "")))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("first token %v, %v", tok, err)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tok.(string))
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "requestId clientId scenario merchantId merchantBizNo merchantBizType orderStatus previousStatus " +
+		"userId openId tradeNo orderCreateTime orderModifyTime amount payAmount extInfo"
+	if got := strings.Join(keys, " "); got != want {
+		t.Errorf("keys:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestParseExactKeys(t *testing.T) {
+	// encoding/json alone would let the later "RequestId" win.
+	body := `{"requestId":"good","merchantBizNo":"m","orderStatus":"S","userId":"u","extInfo":{},` +
+		`"RequestId":"EVIL","REQUESTID":"EVIL","ORDERSTATUS":"EVIL","Amount":{"value":"1","currency":"HKD"}}`
+	r := mustParse(t, []byte(body))
+	if r.RequestID != "good" || r.OrderStatus != "S" || r.Amount != nil {
+		t.Errorf("case-folded keys leaked in: %+v", r)
+	}
+}
+
+func TestParseEscapedStrings(t *testing.T) {
+	body := `{"requestId":"a\"b\u00e9\ud83d\ude00","merchantBizNo":"m\/n","orderStatus":"S","userId":"u","extInfo":{}}`
+	r := mustParse(t, []byte(body))
+	if r.RequestID != "a\"bé😀" || r.MerchantBizNo != "m/n" {
+		t.Errorf("got %q %q", r.RequestID, r.MerchantBizNo)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := `"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u"`
+	tests := []struct{ name, body, field string }{
+		{"not JSON", `{`, "body"},
+		{"array", `[]`, "body"},
+		{"null", `null`, "body"},
+		{"string field number", `{"requestId":1234567,"extInfo":{}}`, "requestId"},
+		{"time float", `{` + base + `,"orderModifyTime":1.5,"extInfo":{}}`, "orderModifyTime"},
+		{"time integral float", `{` + base + `,"orderModifyTime":1234567.0,"extInfo":{}}`, "orderModifyTime"},
+		{"time exponent", `{` + base + `,"orderModifyTime":1234567e3,"extInfo":{}}`, "orderModifyTime"},
+		{"time string", `{` + base + `,"orderModifyTime":"1234567","extInfo":{}}`, "orderModifyTime"},
+		{"time negative", `{` + base + `,"orderCreateTime":-1234567,"extInfo":{}}`, "orderCreateTime"},
+		{"time too late", `{` + base + `,"orderCreateTime":253402300800000,"extInfo":{}}`, "orderCreateTime"},
+		{"time overflow", `{` + base + `,"orderCreateTime":99999999999999999999999,"extInfo":{}}`, "orderCreateTime"},
+		{"amount not object", `{` + base + `,"amount":"1234567","extInfo":{}}`, "amount"},
+		{"amount value not digits", `{` + base + `,"amount":{"value":"12.34567","currency":"HKD"},"extInfo":{}}`, "amount.value"},
+		{"amount value too long", `{` + base + `,"amount":{"value":"` + strings.Repeat("1", 65) + `","currency":"HKD"},"extInfo":{}}`, "amount.value"},
+		{"amount currency missing", `{` + base + `,"payAmount":{"value":"1234567"},"extInfo":{}}`, "payAmount.currency"},
+		{"extInfo missing", `{` + base + `}`, "extInfo"},
+		{"extInfo array", `{` + base + `,"extInfo":[1234567]}`, "extInfo"},
+	}
+	for _, tt := range tests {
+		_, err := message.Parse([]byte(tt.body))
+		if err == nil {
+			t.Errorf("%s: accepted", tt.name)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "message: "+tt.field) {
+			t.Errorf("%s: error %q does not name %s", tt.name, err, tt.field)
+		}
+		if strings.Contains(err.Error(), "1234567") {
+			t.Errorf("%s: error %q leaks the value", tt.name, err)
+		}
+	}
+}
+
+func TestParseNullsAreAbsent(t *testing.T) {
+	body := `{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u","openId":null,` +
+		`"orderModifyTime":null,"amount":null,"extInfo":{}}`
+	r := mustParse(t, []byte(body))
+	if r.OpenID != "" || r.OrderModifyTime != nil || r.Amount != nil {
+		t.Errorf("%+v", r)
+	}
+}
+
+func TestParseDoesNotAliasInput(t *testing.T) {
+	raw := []byte(minimal)
+	r := mustParse(t, raw)
+	for i := range raw {
+		raw[i] = ' '
+	}
+	if string(r.ExtInfo) != `{}` || r.RequestID != "r1" {
+		t.Errorf("request changed with the input buffer: %+v", r)
+	}
+}
+
+func TestExtString(t *testing.T) {
+	r := mustParse(t, readFile(t, prettyFile))
+	if v, ok := r.ExtString("benefit_issue_mode"); !ok || v != "SALE" {
+		t.Errorf("benefit_issue_mode = %q, %v", v, ok)
+	}
+	if v, ok := r.ExtString("note"); !ok || v != "禮品卡 — 100 HKD" {
+		t.Errorf("note = %q, %v", v, ok)
+	}
+	if _, ok := r.ExtString("missing"); ok {
+		t.Error("missing key found")
+	}
+	r = mustParse(t, []byte(`{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u",`+
+		`"extInfo":{"n":1,"o":{"product_id":"x"},"b":true,"z":null,"e":""}}`))
+	for _, k := range []string{"n", "o", "b", "z", "product_id"} {
+		if _, ok := r.ExtString(k); ok {
+			t.Errorf("non-string or nested %q reported", k)
+		}
+	}
+	if v, ok := r.ExtString("e"); !ok || v != "" {
+		t.Errorf("empty string: %q, %v", v, ok)
+	}
+	// A hand-built Request without extInfo has no values, and no panic.
+	if _, ok := (&message.Request{}).ExtString("x"); ok {
+		t.Error("empty request has ext values")
+	}
+}
+
+func TestExtStringConcurrent(t *testing.T) {
+	r := mustParse(t, readFile(t, seedFile))
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, ok := r.ExtString("product_id"); !ok || v != "22025021800135606000000001663483" {
+				t.Errorf("product_id = %q, %v", v, ok)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Everything that passes the schemas must parse and normalize to valid JSON.
+func TestValidatedBodiesNormalize(t *testing.T) {
+	v, err := schema.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{seedFile, prettyFile} {
+		raw := readFile(t, name)
+		doc, err := schema.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.ValidateBase(doc); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.ValidateScenario(schema.GiftCard, doc); err != nil {
+			t.Fatal(err)
+		}
+		if out := mustParse(t, raw).Normalize("c", schema.GiftCard, ""); !json.Valid(out) {
+			t.Errorf("%s: invalid JSON %s", name, out)
+		}
+	}
+}
+
+func BenchmarkDecodeValidateNormalize(b *testing.B) {
+	v, err := schema.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw := readFile(b, seedFile)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		doc, err := schema.Decode(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := v.ValidateBase(doc); err != nil {
+			b.Fatal(err)
+		}
+		if err := v.ValidateScenario(schema.GiftCard, doc); err != nil {
+			b.Fatal(err)
+		}
+		r, err := message.Parse(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out := r.Normalize("4Q5Y8W0WSG45P907917", schema.GiftCard, ""); len(out) == 0 {
+			b.Fatal("empty body")
+		}
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	raw := readFile(b, seedFile)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := message.Parse(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNormalize(b *testing.B) {
+	r := mustParse(b, readFile(b, prettyFile))
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := r.Normalize("4Q5Y8W0WSG45P907917", schema.GiftCard, "TICKETED"); len(out) == 0 {
+			b.Fatal("empty body")
+		}
+	}
+}

@@ -1,0 +1,481 @@
+// Package ordersync is a Caddy HTTP handler that serves the AlipayHK
+// order-sync API (POST /api/open/alipay/v1/merchant/order/sync) at the
+// edge. Before anything reaches the issuing backend it verifies the caller's
+// RSA signature, validates the body against the scenario's JSON Schema,
+// refuses replays and illegal order-status changes, forwards a normalized
+// request to the next handler (normally reverse_proxy), and turns whatever
+// comes back into the signed AlipayHK result envelope.
+package ordersync
+
+import (
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-alipay/ordersync/schema"
+	"github.com/caddy-alipay/ordersync/signature"
+	"github.com/caddy-alipay/ordersync/statemachine"
+	"github.com/caddy-alipay/ordersync/store"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the options a user may leave out.
+const (
+	DefaultMaxBodySize       = 64 << 10
+	DefaultRequestTimeWindow = 5 * time.Minute
+	DefaultIdempotencyTTL    = 72 * time.Hour
+	DefaultUpstreamTimeout   = 10 * time.Second
+	DefaultClaimLease        = 30 * time.Second
+	defaultStoreBackend      = "bbolt"
+	giftCardScenario         = "gift_card"
+	giftCardBizType          = "ALIPAY_COUPON"
+)
+
+// Handler enforces the AlipayHK order-sync contract in front of an issuing
+// backend. Its JSON fields mirror the Caddyfile sub-directives one to one.
+type Handler struct {
+	// Clients are the callers allowed in, with their public keys.
+	Clients []ClientConfig `json:"clients,omitempty"`
+
+	// InsecureSkipVerify turns signature verification off. Development only.
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+
+	// RequestTimeWindow bounds how far Request-Time may be from now, in the
+	// past or the future. Unset means 5m; 0 turns the check off.
+	RequestTimeWindow *caddy.Duration `json:"request_time_window,omitempty"`
+
+	// SignResponses makes every envelope carry a Signature header.
+	SignResponses *SignConfig `json:"sign_responses,omitempty"`
+
+	// Scenarios enables and configures state machines. gift_card is
+	// enabled even when not listed.
+	Scenarios []ScenarioConfig `json:"scenarios,omitempty"`
+
+	// MaxBodySize is the largest request body accepted, in bytes
+	// (default 64KiB).
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// StoreRaw is the state store module (default bbolt in Caddy's data
+	// directory).
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.alipay_order_sync.stores inline_key=backend"`
+
+	// IdempotencyTTL is how long final answers are kept for replay
+	// (default 72h).
+	IdempotencyTTL caddy.Duration `json:"idempotency_ttl,omitempty"`
+
+	// MapStatus overrides the mapping of upstream HTTP statuses to result
+	// codes. Keys are a status ("409") or a class ("4xx", "5xx").
+	MapStatus map[string]string `json:"map_status,omitempty"`
+
+	// UpstreamTimeout bounds the whole upstream call (default 10s).
+	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
+
+	// ClaimLease is how long an in-flight requestId (and an order lock) is
+	// held before another attempt may take it over (default 30s).
+	ClaimLease caddy.Duration `json:"claim_lease,omitempty"`
+
+	// Offline answers every request with UN_SUPPORT_BUSINESS (maintenance).
+	Offline bool `json:"offline,omitempty"`
+
+	clients     map[string]*client
+	signer      *signer
+	scenarios   []*scenario
+	validator   *schema.Validator
+	store       store.Store
+	statusMap   map[string]resultCode
+	timeWindow  time.Duration
+	metrics     *metrics
+	logger      *zap.Logger
+	registered  bool
+	storeModule any
+}
+
+// ClientConfig registers one caller (a Client-Id issued by AlipayHK).
+type ClientConfig struct {
+	// ID is the Client-Id header value.
+	ID string `json:"id"`
+	// PublicKeys maps a key version to a public key given inline (PEM or
+	// base64 SPKI); {env.*} and {file.*} placeholders are resolved.
+	PublicKeys map[string]string `json:"public_keys,omitempty"`
+	// PublicKeyFiles maps a key version to a file holding the public key.
+	PublicKeyFiles map[string]string `json:"public_key_files,omitempty"`
+	// Merchants, when set, is the allow-list of merchantId values.
+	Merchants []string `json:"merchants,omitempty"`
+}
+
+// SignConfig holds the key that signs our responses.
+type SignConfig struct {
+	// PrivateKeyFile is a PEM (PKCS#8 or PKCS#1) or base64 PKCS#8 file.
+	PrivateKeyFile string `json:"private_key_file,omitempty"`
+	// PrivateKey is the same inline; {env.*} and {file.*} are resolved.
+	PrivateKey string `json:"private_key,omitempty"`
+	// KeyVersion is announced in the Signature header (default "1").
+	KeyVersion string `json:"key_version,omitempty"`
+}
+
+// ScenarioConfig enables a built-in scenario or defines a custom one.
+type ScenarioConfig struct {
+	// Name is a built-in scenario name or the name of a custom one.
+	Name string `json:"name"`
+	// MerchantBizType selects requests with this merchantBizType.
+	MerchantBizType string `json:"merchant_biz_type,omitempty"`
+	// MatchExt additionally requires these extInfo values.
+	MatchExt map[string]string `json:"match_ext,omitempty"`
+	// SchemaFile is an extra JSON Schema the request must satisfy.
+	SchemaFile string `json:"schema_file,omitempty"`
+	// Statuses, End, Repeatable, OnlyFrom and NextMustBe describe the
+	// state machine; for a built-in they replace its values when set.
+	Statuses   []string            `json:"statuses,omitempty"`
+	End        []string            `json:"end,omitempty"`
+	Repeatable []string            `json:"repeatable,omitempty"`
+	OnlyFrom   map[string][]string `json:"only_from,omitempty"`
+	NextMustBe map[string]string   `json:"next_must_be,omitempty"`
+}
+
+type client struct {
+	id        string
+	keys      map[string]*rsa.PublicKey
+	merchants map[string]struct{}
+}
+
+type signer struct {
+	key        *rsa.PrivateKey
+	keyVersion string
+}
+
+type scenario struct {
+	name            string
+	merchantBizType string
+	matchExt        map[string]string
+	machine         *statemachine.Machine
+	hasSchema       bool
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.alipay_order_sync",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults, loads keys and schemas, compiles the state
+// machines and opens the store. Every mistake names the option at fault.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+
+	if h.MaxBodySize == 0 {
+		h.MaxBodySize = DefaultMaxBodySize
+	}
+	if h.IdempotencyTTL == 0 {
+		h.IdempotencyTTL = caddy.Duration(DefaultIdempotencyTTL)
+	}
+	if h.UpstreamTimeout == 0 {
+		h.UpstreamTimeout = caddy.Duration(DefaultUpstreamTimeout)
+	}
+	if h.ClaimLease == 0 {
+		h.ClaimLease = caddy.Duration(DefaultClaimLease)
+	}
+	h.timeWindow = DefaultRequestTimeWindow
+	if h.RequestTimeWindow != nil {
+		h.timeWindow = time.Duration(*h.RequestTimeWindow)
+	}
+
+	if err := h.provisionClients(repl); err != nil {
+		return err
+	}
+	if h.InsecureSkipVerify {
+		h.logger.Warn("insecure_skip_verify is on: request signatures are NOT verified; never use this in production")
+	}
+	if err := h.provisionSigner(repl); err != nil {
+		return err
+	}
+	validator, err := schema.New()
+	if err != nil {
+		return fmt.Errorf("alipay_order_sync: compiling the built-in schemas: %v", err)
+	}
+	h.validator = validator
+	if err := h.provisionScenarios(); err != nil {
+		return err
+	}
+	if err := h.provisionStatusMap(); err != nil {
+		return err
+	}
+
+	m, err := registerMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("alipay_order_sync: registering metrics: %v", err)
+	}
+	h.metrics = m
+
+	if h.StoreRaw == nil {
+		h.StoreRaw = json.RawMessage(`{"backend":"` + defaultStoreBackend + `"}`)
+	}
+	mod, err := ctx.LoadModule(h, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("alipay_order_sync: store: %v", err)
+	}
+	st, ok := mod.(store.Store)
+	if !ok {
+		return fmt.Errorf("alipay_order_sync: store: module %T is not a state store", mod)
+	}
+	h.storeModule = mod
+	h.store = st
+	registerStore(h)
+	h.registered = true
+	return nil
+}
+
+func (h *Handler) provisionClients(repl *caddy.Replacer) error {
+	h.clients = make(map[string]*client, len(h.Clients))
+	for i, cc := range h.Clients {
+		if cc.ID == "" {
+			return fmt.Errorf("alipay_order_sync: client #%d: id is empty", i+1)
+		}
+		if _, dup := h.clients[cc.ID]; dup {
+			return fmt.Errorf("alipay_order_sync: client %s: listed twice", cc.ID)
+		}
+		c := &client{id: cc.ID, keys: map[string]*rsa.PublicKey{}}
+		for version, value := range cc.PublicKeys {
+			resolved, err := repl.ReplaceOrErr(value, true, true)
+			if err != nil {
+				return fmt.Errorf("alipay_order_sync: client %s: public_key %s: %v", cc.ID, version, err)
+			}
+			key, err := signature.ParsePublicKey([]byte(resolved))
+			if err != nil {
+				return fmt.Errorf("alipay_order_sync: client %s: public_key %s: %v", cc.ID, version, err)
+			}
+			if err := addKey(c, version, key); err != nil {
+				return err
+			}
+		}
+		for version, path := range cc.PublicKeyFiles {
+			path = repl.ReplaceKnown(path, "")
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("alipay_order_sync: client %s: public_key_file %s: %v", cc.ID, version, err)
+			}
+			key, err := signature.ParsePublicKey(data)
+			if err != nil {
+				return fmt.Errorf("alipay_order_sync: client %s: public_key_file %s %s: %v", cc.ID, version, path, err)
+			}
+			if err := addKey(c, version, key); err != nil {
+				return err
+			}
+		}
+		if len(c.keys) == 0 && !h.InsecureSkipVerify {
+			return fmt.Errorf("alipay_order_sync: client %s: no public_key or public_key_file", cc.ID)
+		}
+		if len(cc.Merchants) > 0 {
+			c.merchants = make(map[string]struct{}, len(cc.Merchants))
+			for _, m := range cc.Merchants {
+				c.merchants[m] = struct{}{}
+			}
+		}
+		h.clients[cc.ID] = c
+	}
+	return nil
+}
+
+func addKey(c *client, version string, key *rsa.PublicKey) error {
+	if _, err := strconv.ParseUint(version, 10, 32); err != nil {
+		return fmt.Errorf("alipay_order_sync: client %s: key version %q is not a non-negative integer", c.id, version)
+	}
+	if _, dup := c.keys[version]; dup {
+		return fmt.Errorf("alipay_order_sync: client %s: key version %s given twice", c.id, version)
+	}
+	c.keys[version] = key
+	return nil
+}
+
+func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
+	sc := h.SignResponses
+	if sc == nil {
+		return nil
+	}
+	var data []byte
+	switch {
+	case sc.PrivateKey != "" && sc.PrivateKeyFile != "":
+		return errors.New("alipay_order_sync: sign_responses: give private_key or private_key_file, not both")
+	case sc.PrivateKey != "":
+		resolved, err := repl.ReplaceOrErr(sc.PrivateKey, true, true)
+		if err != nil {
+			return fmt.Errorf("alipay_order_sync: sign_responses: private_key: %v", err)
+		}
+		data = []byte(resolved)
+	case sc.PrivateKeyFile != "":
+		path := repl.ReplaceKnown(sc.PrivateKeyFile, "")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("alipay_order_sync: sign_responses: private_key_file: %v", err)
+		}
+		data = b
+	default:
+		return errors.New("alipay_order_sync: sign_responses: private_key_file (or private_key) is required")
+	}
+	key, err := signature.ParsePrivateKey(data)
+	if err != nil {
+		return fmt.Errorf("alipay_order_sync: sign_responses: %v", err)
+	}
+	version := sc.KeyVersion
+	if version == "" {
+		version = "1"
+	}
+	if _, err := strconv.ParseUint(version, 10, 32); err != nil {
+		return fmt.Errorf("alipay_order_sync: sign_responses: key_version %q is not a non-negative integer", version)
+	}
+	h.signer = &signer{key: key, keyVersion: version}
+	return nil
+}
+
+func (h *Handler) provisionScenarios() error {
+	configs := h.Scenarios
+	hasGiftCard := false
+	for _, sc := range configs {
+		if sc.Name == giftCardScenario {
+			hasGiftCard = true
+		}
+	}
+	if !hasGiftCard {
+		configs = append(configs[:len(configs):len(configs)], ScenarioConfig{Name: giftCardScenario})
+	}
+	seen := map[string]bool{}
+	h.scenarios = nil
+	for _, sc := range configs {
+		if sc.Name == "" {
+			return errors.New("alipay_order_sync: scenario: name is empty")
+		}
+		if seen[sc.Name] {
+			return fmt.Errorf("alipay_order_sync: scenario %s: configured twice", sc.Name)
+		}
+		seen[sc.Name] = true
+		def, builtin := statemachine.Builtin(sc.Name)
+		if !builtin {
+			def = statemachine.Scenario{Name: sc.Name}
+			if len(sc.Statuses) == 0 {
+				return fmt.Errorf("alipay_order_sync: scenario %s: not a built-in scenario (%s), so it needs statuses", sc.Name, strings.Join(statemachine.BuiltinNames(), ", "))
+			}
+		}
+		if len(sc.Statuses) > 0 {
+			def.Statuses = sc.Statuses
+		}
+		if sc.End != nil {
+			def.End = sc.End
+		}
+		if sc.Repeatable != nil {
+			def.Repeatable = sc.Repeatable
+		}
+		if sc.OnlyFrom != nil {
+			def.OnlyFrom = sc.OnlyFrom
+		}
+		if sc.NextMustBe != nil {
+			def.NextMustBe = sc.NextMustBe
+		}
+		machine, err := statemachine.New(def)
+		if err != nil {
+			return fmt.Errorf("alipay_order_sync: %v", err)
+		}
+		s := &scenario{name: sc.Name, merchantBizType: sc.MerchantBizType, matchExt: sc.MatchExt, machine: machine}
+		if sc.Name == giftCardScenario && s.merchantBizType == "" && len(s.matchExt) == 0 {
+			s.merchantBizType = giftCardBizType
+			s.matchExt = map[string]string{"benefit_issue_mode": "SALE"}
+		}
+		if s.merchantBizType == "" {
+			return fmt.Errorf("alipay_order_sync: scenario %s: merchant_biz_type is required (AlipayHK does not publish it for this scenario)", sc.Name)
+		}
+		if sc.SchemaFile != "" {
+			data, err := os.ReadFile(sc.SchemaFile)
+			if err != nil {
+				return fmt.Errorf("alipay_order_sync: scenario %s: schema_file: %v", sc.Name, err)
+			}
+			if err := h.validator.AddScenario(sc.Name, data, sc.SchemaFile); err != nil {
+				return fmt.Errorf("alipay_order_sync: scenario %s: schema_file: %v", sc.Name, err)
+			}
+		}
+		s.hasSchema = h.validator.HasScenario(sc.Name)
+		h.scenarios = append(h.scenarios, s)
+	}
+	// A scenario with more match_ext conditions is more specific and wins
+	// over one that only names the merchantBizType.
+	sort.SliceStable(h.scenarios, func(i, j int) bool {
+		return len(h.scenarios[i].matchExt) > len(h.scenarios[j].matchExt)
+	})
+	return nil
+}
+
+func (h *Handler) provisionStatusMap() error {
+	h.statusMap = make(map[string]resultCode, len(h.MapStatus))
+	for key, code := range h.MapStatus {
+		if !validStatusKey(key) {
+			return fmt.Errorf("alipay_order_sync: map_status %s: expected an HTTP status (e.g. 409) or a class (4xx, 5xx)", key)
+		}
+		rc, ok := lookupResultCode(code)
+		if !ok {
+			return fmt.Errorf("alipay_order_sync: map_status %s: unknown result code %q (one of %s)", key, code, strings.Join(resultCodeNames(), ", "))
+		}
+		h.statusMap[strings.ToLower(key)] = rc
+	}
+	return nil
+}
+
+func validStatusKey(key string) bool {
+	k := strings.ToLower(key)
+	if len(k) == 3 && k[1:] == "xx" && k[0] >= '1' && k[0] <= '5' {
+		return true
+	}
+	n, err := strconv.Atoi(k)
+	return err == nil && n >= 100 && n <= 599
+}
+
+// Validate checks what Provision cannot default: a gateway that verifies
+// nothing must say so explicitly.
+func (h *Handler) Validate() error {
+	if len(h.Clients) == 0 && !h.InsecureSkipVerify {
+		return errors.New("alipay_order_sync: no client is configured; add a `client <client-id> { public_key_file <key-version> <path> }` block (or `insecure_skip_verify` for local development only)")
+	}
+	if h.MaxBodySize < 0 {
+		return errors.New("alipay_order_sync: max_body_size must be positive")
+	}
+	if h.timeWindow < 0 {
+		return errors.New("alipay_order_sync: request_time_window must not be negative")
+	}
+	if h.UpstreamTimeout < 0 || h.ClaimLease < 0 || h.IdempotencyTTL < 0 {
+		return errors.New("alipay_order_sync: upstream_timeout, claim_lease and idempotency_ttl must not be negative")
+	}
+	if time.Duration(h.ClaimLease) <= time.Duration(h.UpstreamTimeout) {
+		return fmt.Errorf("alipay_order_sync: claim_lease (%s) must be longer than upstream_timeout (%s), or a slow upstream call could lose its claim", time.Duration(h.ClaimLease), time.Duration(h.UpstreamTimeout))
+	}
+	return nil
+}
+
+// Cleanup forgets the store; the store module closes itself. It is safe on a
+// handler whose Provision failed half-way.
+func (h *Handler) Cleanup() error {
+	if h.registered {
+		unregisterStore(h)
+		h.registered = false
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,465 @@
+package bboltstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/caddy-alipay/ordersync/store"
+	"github.com/caddy-alipay/ordersync/store/storetest"
+)
+
+func openTemp(tb testing.TB, opts Options) *DB {
+	tb.Helper()
+	db, err := Open(filepath.Join(tb.TempDir(), "orders.db"), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		// A short sweep interval makes the sweeper run against the
+		// suite's traffic, so its re-check under the write lock is
+		// exercised too.
+		db := openTemp(t, Options{SweepInterval: 50 * time.Millisecond})
+		t.Cleanup(func() {
+			// Whatever a subtest did, no lock entry may outlive it.
+			if n := db.locks.size(); n != 0 {
+				t.Errorf("%d order lock entries left after the subtest", n)
+			}
+		})
+		return db
+	})
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		return openTemp(b, Options{})
+	})
+}
+
+var (
+	hashA = store.HashBody([]byte("a"))
+	ctx   = context.Background()
+)
+
+func claim(t *testing.T, db *DB, key store.RequestKey, lease time.Duration) string {
+	t.Helper()
+	res, err := db.Claim(ctx, key, hashA, lease)
+	if err != nil || res.Status != store.Claimed {
+		t.Fatalf("Claim(%v) = %v, %v; want Claimed", key, res.Status, err)
+	}
+	return res.Token
+}
+
+// TestReopen is a restart at the store level: what was acknowledged is
+// there after Close and Open, and a claim left in flight by the previous
+// DB no longer blocks its requestId.
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nested", "dir", "orders.db")
+	db, err := Open(path, Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
+	done := store.RequestKey{ClientID: "c", RequestID: "done"}
+	pending := store.RequestKey{ClientID: "c", RequestID: "pending"}
+	order := store.Order{Scenario: "s", Status: "A", ModifyTime: 7, OrderID: "o", RequestID: "done", UpdatedAt: time.Now().UTC()}
+	reply := store.Reply{Status: 200, Header: map[string][]string{"Signature": {"x", "y"}}, Body: []byte("{}")}
+	if err := db.CommitSuccess(ctx, okey, nil, order, done, claim(t, db, done, time.Minute), reply, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	oldToken := claim(t, db, pending, time.Hour)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("parent directory: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+	if _, err := db.GetOrder(ctx, okey); err == nil {
+		t.Error("GetOrder on a closed DB succeeded")
+	}
+
+	db, err = Open(path, Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.GetOrder(ctx, okey)
+	if err != nil || got == nil || got.Status != "A" || got.RequestID != "done" || !got.UpdatedAt.Equal(order.UpdatedAt) {
+		t.Fatalf("GetOrder after reopening = %+v, %v; want %+v", got, err, order)
+	}
+	res, err := db.Claim(ctx, done, hashA, time.Minute)
+	if err != nil || res.Status != store.Done || !reflect.DeepEqual(*res.Reply, reply) {
+		t.Fatalf("Claim of a finished request after reopening = %+v, %v; want Done with %+v", res, err, reply)
+	}
+	if rec, err := db.GetRequest(ctx, pending); err != nil || rec != nil {
+		t.Errorf("GetRequest of the dead DB's claim = %+v, %v; want nil", rec, err)
+	}
+	newToken := claim(t, db, pending, time.Minute)
+	if err := db.Finish(ctx, pending, oldToken, reply, time.Hour); !errors.Is(err, store.ErrNotOwner) {
+		t.Errorf("Finish with the dead DB's token: %v, want ErrNotOwner", err)
+	}
+	if err := db.Finish(ctx, pending, newToken, reply, time.Hour); err != nil {
+		t.Errorf("Finish by the new owner: %v", err)
+	}
+}
+
+// TestFinishAfterLease pins a bbolt leniency: a claim whose lease ended
+// but that nobody took over is still its owner's to finish.
+func TestFinishAfterLease(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	key := store.RequestKey{ClientID: "c", RequestID: "r"}
+	tok := claim(t, db, key, 20*time.Millisecond)
+	time.Sleep(40 * time.Millisecond)
+	if err := db.Finish(ctx, key, tok, store.Reply{Status: 200}, time.Hour); err != nil {
+		t.Fatalf("Finish after the lease, not taken over: %v", err)
+	}
+}
+
+func TestOpenTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "orders.db")
+	first, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+
+	began := time.Now()
+	second, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err == nil {
+		second.Close()
+		t.Fatal("a second Open of a held file succeeded")
+	}
+	if waited := time.Since(began); waited > 3*time.Second {
+		t.Errorf("Open gave up after %v, want about 200ms", waited)
+	}
+	for _, want := range []string{path, "locked by another process"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestOpenRejectsUnknownFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "orders.db")
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return b.Put(keyFormat, []byte("99"))
+	})
+	bdb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(path, Options{}); err == nil {
+		db.Close()
+		t.Fatal("Open of a file with an unknown format succeeded")
+	}
+}
+
+func TestClientIDWithNUL(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	if _, err := db.Claim(ctx, store.RequestKey{ClientID: "a\x00b", RequestID: "r"}, hashA, time.Minute); err == nil {
+		t.Fatal("Claim with a NUL in the client id succeeded; its key could collide")
+	}
+}
+
+func TestNonPositiveDurations(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	key := store.RequestKey{ClientID: "c", RequestID: "r"}
+	if _, err := db.Claim(ctx, key, hashA, 0); err == nil {
+		t.Error("Claim with a zero lease succeeded")
+	}
+	if _, err := db.LockOrder(ctx, store.OrderKey{ClientID: "c"}, -time.Second); err == nil {
+		t.Error("LockOrder with a negative lease succeeded")
+	}
+	if err := db.Finish(ctx, key, claim(t, db, key, time.Minute), store.Reply{}, 0); err == nil {
+		t.Error("Finish with a zero ttl succeeded")
+	}
+}
+
+func countRequests(t *testing.T, db *DB) int {
+	t.Helper()
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketRequests).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSweeper(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: 30 * time.Millisecond})
+	short, long := 50*time.Millisecond, time.Hour
+	keep := []store.RequestKey{{ClientID: "c", RequestID: "keep-claim"}, {ClientID: "c", RequestID: "keep-done"}}
+	gone := []store.RequestKey{{ClientID: "c", RequestID: "gone-claim"}, {ClientID: "c", RequestID: "gone-done"}, {ClientID: "c", RequestID: "gone-commit"}}
+	claim(t, db, keep[0], long)
+	if err := db.Finish(ctx, keep[1], claim(t, db, keep[1], long), store.Reply{Status: 200}, long); err != nil {
+		t.Fatal(err)
+	}
+	claim(t, db, gone[0], short)
+	if err := db.Finish(ctx, gone[1], claim(t, db, gone[1], long), store.Reply{Status: 200}, short); err != nil {
+		t.Fatal(err)
+	}
+	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
+	if err := db.CommitSuccess(ctx, okey, nil, store.Order{Status: "A"}, gone[2], claim(t, db, gone[2], long), store.Reply{}, short); err != nil {
+		t.Fatal(err)
+	}
+	// A lock whose holder never unlocks, and nobody waits for.
+	if _, err := db.LockOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: "stranded"}, short); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for countRequests(t, db) != len(keep) || db.locks.size() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the sweeps: %d request records (want %d), %d lock entries (want 0)",
+				countRequests(t, db), len(keep), db.locks.size())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, k := range keep {
+		if rec, err := db.GetRequest(ctx, k); err != nil || rec == nil {
+			t.Errorf("the sweeper removed the live record %v: %v, %v", k, rec, err)
+		}
+	}
+	if o, err := db.GetOrder(ctx, okey); err != nil || o == nil {
+		t.Errorf("the sweeper touched an order: %v, %v", o, err)
+	}
+}
+
+// TestSweepChunks runs one sweep over more records than a chunk, with
+// live and dead records interleaved.
+func TestSweepChunks(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	const n = 2*sweepChunk + 17
+	var wg sync.WaitGroup
+	for i := range n {
+		lease := time.Hour
+		if i%3 != 0 {
+			lease = time.Millisecond
+		}
+		wg.Go(func() {
+			key := store.RequestKey{ClientID: "c", RequestID: strings.Repeat("x", i%7) + time.Duration(i).String()}
+			if _, err := db.Claim(ctx, key, hashA, lease); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(5 * time.Millisecond)
+	removed, err := db.sweep()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLive := (n + 2) / 3
+	if removed != n-wantLive || countRequests(t, db) != wantLive {
+		t.Fatalf("sweep removed %d, left %d; want %d removed, %d left", removed, countRequests(t, db), n-wantLive, wantLive)
+	}
+}
+
+// TestLockTableDoesNotLeak drives the lock table through timeouts,
+// lease takeovers and hand-offs and checks that it ends empty.
+func TestLockTableDoesNotLeak(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			key := store.OrderKey{ClientID: "c", MerchantBizNo: string(rune('a' + i%5))}
+			lctx, cancel := context.WithTimeout(ctx, time.Duration(i%4)*time.Millisecond)
+			defer cancel()
+			unlock, err := db.LockOrder(lctx, key, 5*time.Millisecond)
+			if errors.Is(err, store.ErrLockTimeout) {
+				return
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if i%7 == 0 {
+				time.Sleep(10 * time.Millisecond) // outlive the lease
+			}
+			unlock()
+			unlock()
+		})
+	}
+	wg.Wait()
+	if n := db.locks.size(); n != 0 {
+		t.Fatalf("%d lock entries left with no holder or waiter", n)
+	}
+}
+
+// TestLockFIFO checks that a released lock goes to the longest waiter.
+func TestLockFIFO(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	key := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
+	unlock, err := db.LockOrder(ctx, key, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			u, err := db.LockOrder(ctx, key, time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			u()
+		})
+		// Let waiter i queue before waiter i+1.
+		for deadline := time.Now().Add(time.Second); queueLen(db, key) != i+1 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	unlock()
+	wg.Wait()
+	if !reflect.DeepEqual(order, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("waiters got the lock in order %v, want arrival order", order)
+	}
+}
+
+func queueLen(db *DB, key store.OrderKey) int {
+	db.locks.mu.Lock()
+	defer db.locks.mu.Unlock()
+	if l := db.locks.locks[key]; l != nil {
+		return len(l.queue)
+	}
+	return 0
+}
+
+func TestCloseTwice(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "orders.db"), Options{SweepInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestReplyFormatCoversReply fails when store.Reply or store.Order gains a
+// field, as a reminder that the reply encoding (codec.go) must carry it
+// too; orders are JSON and need no change, but their comparison might.
+func TestReplyFormatCoversReply(t *testing.T) {
+	if n := reflect.TypeFor[store.Reply]().NumField(); n != 3 {
+		t.Errorf("store.Reply has %d fields; encodeReply knows 3", n)
+	}
+	if n := reflect.TypeFor[store.RequestRecord]().NumField(); n != 4 {
+		t.Errorf("store.RequestRecord has %d fields; the request record knows 4", n)
+	}
+}
+
+// TestBatchRetry makes one call fail inside a shared Batch transaction.
+// bbolt then rolls the whole batch back, runs the failing call alone and
+// the others again together; what they report and what is stored must be
+// what the committed run did, and the failed call must write nothing.
+func TestBatchRetry(t *testing.T) {
+	// A long delay puts every call below into one batch.
+	db := openTemp(t, Options{SweepInterval: -1, BatchDelay: 50 * time.Millisecond})
+	bad := store.OrderKey{ClientID: "c", MerchantBizNo: "bad"}
+	badKey, _ := joinKey(bad.ClientID, bad.MerchantBizNo)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOrders).Put(badKey, []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rBad := store.RequestKey{ClientID: "c", RequestID: "bad"}
+	tBad := claim(t, db, rBad, time.Minute)
+	const goodCommits = 5
+	goodTokens := make([]string, goodCommits)
+	for i := range goodTokens {
+		goodTokens[i] = claim(t, db, store.RequestKey{ClientID: "c", RequestID: fmt.Sprint("good-", i)}, time.Minute)
+	}
+
+	contested := store.RequestKey{ClientID: "c", RequestID: "contested"}
+	var claimed sync.Map // token → true
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	wg.Go(func() {
+		<-start
+		err := db.CommitSuccess(ctx, bad, &store.Order{Status: "X"}, store.Order{Status: "A"}, rBad, tBad, store.Reply{}, time.Hour)
+		if err == nil || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotOwner) {
+			t.Errorf("CommitSuccess over a corrupt order: %v, want a storage error", err)
+		}
+	})
+	for range 10 {
+		wg.Go(func() {
+			<-start
+			res, err := db.Claim(ctx, contested, hashA, time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res.Status == store.Claimed {
+				claimed.Store(res.Token, true)
+			}
+		})
+	}
+	for i, tok := range goodTokens {
+		wg.Go(func() {
+			<-start
+			okey := store.OrderKey{ClientID: "c", MerchantBizNo: fmt.Sprint("good-", i)}
+			rkey := store.RequestKey{ClientID: "c", RequestID: fmt.Sprint("good-", i)}
+			if err := db.CommitSuccess(ctx, okey, nil, store.Order{Status: "A", RequestID: rkey.RequestID}, rkey, tok, store.Reply{Status: 200}, time.Hour); err != nil {
+				t.Errorf("CommitSuccess %d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var winners []string
+	claimed.Range(func(k, _ any) bool { winners = append(winners, k.(string)); return true })
+	if len(winners) != 1 {
+		t.Fatalf("%d Claims of one key won, want 1", len(winners))
+	}
+	// The winner's token is the one stored: its Finish works.
+	if err := db.Finish(ctx, contested, winners[0], store.Reply{Status: 200}, time.Hour); err != nil {
+		t.Errorf("Finish by the reported winner: %v", err)
+	}
+	for i := range goodCommits {
+		o, err := db.GetOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: fmt.Sprint("good-", i)})
+		if err != nil || o == nil || o.Status != "A" {
+			t.Errorf("good order %d = %+v, %v", i, o, err)
+		}
+	}
+	if rec, err := db.GetRequest(ctx, rBad); err != nil || rec == nil || rec.Done {
+		t.Errorf("the failed commit's request = %+v, %v; want still in flight", rec, err)
+	}
+}

@@ -1,0 +1,244 @@
+package bboltstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-alipay/ordersync/store"
+)
+
+// loadStore provisions a Store the way Caddy does for one config; cancel
+// plays the config being unloaded (Caddy then runs Cleanup).
+func loadStore(t *testing.T, path string) (*Store, context.CancelFunc) {
+	t.Helper()
+	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	raw, _ := json.Marshal(map[string]string{"path": path})
+	mod, err := cctx.LoadModuleByID(ModuleID, raw)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	return mod.(*Store), cancel
+}
+
+// fileLocked reports whether another DB holds the file at path.
+func fileLocked(t *testing.T, path string) bool {
+	t.Helper()
+	db, err := Open(path, Options{Timeout: 100 * time.Millisecond, SweepInterval: -1})
+	if err != nil {
+		if !strings.Contains(err.Error(), "locked") {
+			t.Fatalf("Open: %v", err)
+		}
+		return true
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return false
+}
+
+// TestModuleReload plays a config reload: the new config is provisioned
+// while the old one still runs, then the old one is cleaned up. Both share
+// one DB (so the reload neither blocks on the file lock nor loses the
+// order locks), and the file closes only when the last user is gone.
+func TestModuleReload(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ORDERSYNC_TEST_DIR", dir)
+	path := filepath.Join(dir, "orders.db")
+
+	old, unloadOld := loadStore(t, path)
+	// The same file, spelled with a placeholder and a detour.
+	cur, unloadCur := loadStore(t, "{env.ORDERSYNC_TEST_DIR}/sub/../orders.db")
+	defer unloadCur()
+	if old.db != cur.db {
+		t.Fatal("two Stores on one file got different DBs")
+	}
+	if refs, ok := pool.References(path); !ok || refs != 2 {
+		t.Fatalf("pool references for %s = %d, %v; want 2", path, refs, ok)
+	}
+
+	// An order locked through the old config is locked for the new one.
+	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
+	unlock, err := old.LockOrder(context.Background(), okey, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := cur.LockOrder(lctx, okey, time.Minute); !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("the new config's LockOrder on an order the old config holds: %v, want ErrLockTimeout", err)
+	}
+	unlock()
+
+	unloadOld()
+	if !fileLocked(t, path) {
+		t.Fatal("the file was closed while the new config still uses it")
+	}
+	key := store.RequestKey{ClientID: "c", RequestID: "r"}
+	if res, err := cur.Claim(context.Background(), key, hashA, time.Minute); err != nil || res.Status != store.Claimed {
+		t.Fatalf("Claim after the old config left = %v, %v", res.Status, err)
+	}
+	// A second Cleanup of the old Store must not drop the new one's use.
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if refs, _ := pool.References(path); refs != 1 {
+		t.Fatalf("pool references after the old config's Cleanup = %d, want 1", refs)
+	}
+
+	unloadCur()
+	if _, ok := pool.References(path); ok {
+		t.Fatal("pool entry left after every user was cleaned up")
+	}
+	if fileLocked(t, path) {
+		t.Fatal("the file is still locked after every user was cleaned up")
+	}
+	// A request still draining from the unloaded config fails cleanly.
+	if _, err := cur.Claim(context.Background(), key, hashA, time.Minute); err == nil {
+		t.Fatal("Claim on a cleaned-up Store succeeded")
+	}
+}
+
+func TestModuleDefaultPath(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", dir) // caddy.AppDataDir honours it
+	s, unload := loadStore(t, "")
+	defer unload()
+	want := filepath.Join(dir, "caddy", "alipay_order_sync", "orders.db")
+	if s.db.Path() != want {
+		t.Fatalf("default path = %s, want %s", s.db.Path(), want)
+	}
+	if _, err := os.Stat(want); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestModuleFailedProvision checks that a Provision that fails holds
+// nothing, and that the Cleanup Caddy then runs is harmless.
+func TestModuleFailedProvision(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{
+		"unset placeholder":   "{env.ORDERSYNC_SURELY_UNSET}/orders.db",
+		"unknown placeholder": "{nope.x}/orders.db",
+		"parent is a file":    filepath.Join(blocker, "orders.db"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			raw, _ := json.Marshal(map[string]string{"path": path})
+			_, err := cctx.LoadModuleByID(ModuleID, raw)
+			if err == nil {
+				t.Fatal("Provision succeeded")
+			}
+			if !strings.Contains(err.Error(), "bbolt") || strings.Count(err.Error(), "bbolt store") > 1 {
+				t.Errorf("error %q does not name the store, or names it twice", err)
+			}
+			s := &Store{Path: path}
+			if err := s.Provision(cctx); err == nil {
+				t.Fatal("Provision succeeded")
+			}
+			if err := s.Cleanup(); err != nil {
+				t.Fatalf("Cleanup after a failed Provision: %v", err)
+			}
+			if _, err := s.GetOrder(context.Background(), store.OrderKey{}); err == nil {
+				t.Error("an unprovisioned Store answered GetOrder")
+			}
+		})
+	}
+}
+
+func TestModuleOpenTimeout(t *testing.T) {
+	t.Parallel() // it waits out the 5s default; let it overlap the suite
+	path := filepath.Join(t.TempDir(), "orders.db")
+	holder, err := Open(path, Options{SweepInterval: -1}) // "another process"
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	// Through the pool, so the constructor's error path is the one taken;
+	// the default 5s timeout applies.
+	began := time.Now()
+	s := &Store{Path: path}
+	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err = s.Provision(cctx)
+	if err == nil {
+		t.Fatal("Provision of a locked file succeeded")
+	}
+	if waited := time.Since(began); waited > DefaultTimeout+2*time.Second {
+		t.Errorf("Provision gave up after %v", waited)
+	}
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "another process") {
+		t.Errorf("error %q does not name the file and the likely cause", err)
+	}
+	if _, ok := pool.References(path); ok {
+		t.Error("a failed open left a pool entry")
+	}
+	if err := s.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	for _, tc := range []struct {
+		input, path, err string
+	}{
+		{input: "bbolt", path: ""},
+		{input: "bbolt /var/lib/caddy/orders.db", path: "/var/lib/caddy/orders.db"},
+		{input: "bbolt {env.STATE_DIR}/orders.db", path: "{env.STATE_DIR}/orders.db"},
+		{input: "bbolt a.db b.db", err: `store bbolt: unexpected argument "b.db"`},
+		{input: "bbolt a.db {\n\tpath b.db\n}", err: "store bbolt: takes no block"},
+		{input: "bbolt {\n}", err: "store bbolt: takes no block"},
+	} {
+		var s Store
+		err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.input, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: error %v, want one containing %q", tc.input, err, tc.err)
+		case tc.err == "" && s.Path != tc.path:
+			t.Errorf("%q: path %q, want %q", tc.input, s.Path, tc.path)
+		}
+	}
+}
+
+// TestUnmarshalModule parses the way the handler does: the dispenser on
+// the backend name, handed to caddyfile.UnmarshalModule.
+func TestUnmarshalModule(t *testing.T) {
+	d := caddyfile.NewTestDispenser("alipay_order_sync {\n\tstore bbolt /data/orders.db\n\tclaim_lease 30s\n}")
+	d.Next() // alipay_order_sync
+	for d.NextBlock(0) {
+		if d.Val() != "store" {
+			continue
+		}
+		if !d.NextArg() || d.Val() != "bbolt" {
+			t.Fatalf("dispenser at %q, want bbolt", d.Val())
+		}
+		unm, err := caddyfile.UnmarshalModule(d, ModuleID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := unm.(*Store).Path; got != "/data/orders.db" {
+			t.Fatalf("path = %q, want /data/orders.db", got)
+		}
+		// The handler's parser carries on with the next directive.
+		if !d.NextBlock(0) || d.Val() != "claim_lease" {
+			t.Fatalf("after the store line the dispenser is at %q, want claim_lease", d.Val())
+		}
+		return
+	}
+	t.Fatal("no store line found")
+}

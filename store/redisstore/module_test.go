@@ -1,0 +1,216 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-alipay/ordersync/internal/redistest"
+	"github.com/caddy-alipay/ordersync/store"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	for _, tc := range []struct {
+		name, input string
+		want        Store
+		wantErr     string
+	}{
+		{name: "bare", input: `redis`, want: Store{}},
+		{name: "short form", input: `redis 10.0.0.5:6380`, want: Store{Address: "10.0.0.5:6380"}},
+		{name: "full block", input: `redis {
+			address redis.internal:6379
+			username gateway
+			password {env.REDIS_PASSWORD}
+			db 3
+			key_prefix "ordersync:prod:"
+			tls
+		}`, want: Store{Address: "redis.internal:6379", Username: "gateway", Password: "{env.REDIS_PASSWORD}", DB: 3, KeyPrefix: "ordersync:prod:", TLS: true}},
+		{name: "short form with block", input: `redis 127.0.0.1:6379 {
+			db 0
+		}`, want: Store{Address: "127.0.0.1:6379"}},
+		{name: "unknown option", input: `redis {
+			sentinel x
+		}`, wantErr: `unrecognized redis store option "sentinel"`},
+		{name: "db not a number", input: `redis {
+			db one
+		}`, wantErr: `db: want an integer >= 0, got "one"`},
+		{name: "db negative", input: `redis {
+			db -1
+		}`, wantErr: `db: want an integer >= 0`},
+		{name: "db missing", input: `redis {
+			db
+		}`, wantErr: "wrong argument count"},
+		{name: "password missing", input: `redis {
+			password
+		}`, wantErr: "wrong argument count"},
+		{name: "two passwords", input: `redis {
+			password a b
+		}`, wantErr: "wrong argument count"},
+		{name: "tls with argument", input: `redis {
+			tls yes
+		}`, wantErr: "wrong argument count"},
+		{name: "two inline addresses", input: `redis a:1 b:2`, wantErr: "wrong argument count"},
+		{name: "address twice", input: `redis a:1 {
+			address b:2
+		}`, wantErr: "address given twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got Store
+			err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUnmarshalModule goes through the path the handler uses, positioned
+// on "redis" inside its store directive, and checks that the module stops
+// at the end of its own block.
+func TestUnmarshalModule(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`store redis {
+		address 127.0.0.1:6390
+		db 2
+	}
+	idempotency_ttl 1h`)
+	d.Next() // "store"
+	d.NextArg()
+	unm, err := caddyfile.UnmarshalModule(d, "http.alipay_order_sync.stores.redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := unm.(*Store)
+	if s.Address != "127.0.0.1:6390" || s.DB != 2 {
+		t.Fatalf("got %+v", s)
+	}
+	if !d.Next() || d.Val() != "idempotency_ttl" {
+		t.Fatalf("dispenser left at %q, want the next directive", d.Val())
+	}
+}
+
+func TestJSONFieldNames(t *testing.T) {
+	b, err := json.Marshal(Store{Address: "a:1", Username: "u", Password: "p", DB: 1, KeyPrefix: "k:", TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"address":"a:1","username":"u","password":"p","db":1,"key_prefix":"k:","tls":true}`
+	if string(b) != want {
+		t.Fatalf("JSON = %s, want %s", b, want)
+	}
+}
+
+func TestOptionsResolvePlaceholders(t *testing.T) {
+	t.Setenv("REDISSTORE_TEST_ADDR", "10.1.2.3:6379")
+	t.Setenv("REDISSTORE_TEST_PW", "s3cr{e}t")
+	t.Setenv("REDISSTORE_TEST_EMPTY", "")
+	s := Store{Address: "{env.REDISSTORE_TEST_ADDR}", Password: "{env.REDISSTORE_TEST_PW}", KeyPrefix: "gw:{env.REDISSTORE_TEST_EMPTY}x:", TLS: true}
+	opts, err := s.options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Addr != "10.1.2.3:6379" || opts.Password != "s3cr{e}t" || opts.KeyPrefix != "gw:x:" {
+		t.Fatalf("opts = %+v", opts)
+	}
+	if opts.TLS == nil || opts.TLS.ServerName != "10.1.2.3" {
+		t.Fatalf("TLS = %+v, want ServerName from the address", opts.TLS)
+	}
+
+	// A literal password with braces that are not a placeholder survives.
+	s = Store{Password: "p{not-a-placeholder}"}
+	if opts, err = s.options(); err != nil || opts.Password != "p{not-a-placeholder}" || opts.Addr != DefaultAddress {
+		t.Fatalf("opts = %+v, %v", opts, err)
+	}
+
+	// An unset variable is an error, not an empty password.
+	s = Store{Password: "{env.REDISSTORE_TEST_UNSET_VAR}"}
+	if _, err = s.options(); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("unset password variable: err = %v", err)
+	}
+	s = Store{DB: -1}
+	if _, err = s.options(); err == nil {
+		t.Fatal("negative db accepted")
+	}
+}
+
+// TestProvisionWithEnvPassword provisions the module against a server that
+// requires a password given only through {env.*}, then uses it.
+func TestProvisionWithEnvPassword(t *testing.T) {
+	addr := redistest.Start(t)
+	if err := redistest.Do(addr, "CONFIG", "SET", "requirepass", "from-env-pw"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REDISSTORE_TEST_PASSWORD", "from-env-pw")
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	s := &Store{Address: addr, Password: "{env.REDISSTORE_TEST_PASSWORD}", KeyPrefix: uniquePrefix()}
+	if err := s.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Cleanup()
+	opCtx, opCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer opCancel()
+	res, err := s.Claim(opCtx, store.RequestKey{ClientID: "c", RequestID: "r"}, store.HashBody(nil), time.Minute)
+	if err != nil || res.Status != store.Claimed {
+		t.Fatalf("Claim through the module: %+v, %v", res, err)
+	}
+}
+
+// TestProvisionDoesNotConnect: caddy validate provisions modules; it must
+// not need (or wait for) a reachable server.
+func TestProvisionDoesNotConnect(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	s := &Store{Address: "127.0.0.1:1"}
+	start := time.Now()
+	if err := s.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("Provision took %v", d)
+	}
+}
+
+func TestCleanupAfterFailedProvision(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	s := &Store{Password: "{env.REDISSTORE_TEST_UNSET_VAR}"}
+	if err := s.Provision(ctx); err == nil {
+		t.Fatal("Provision succeeded with an unset password variable")
+	}
+	if err := s.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Store{}).Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOrder(context.Background(), store.OrderKey{}); err == nil {
+		t.Fatal("unprovisioned store answered")
+	}
+}
+
+func TestModuleRegistered(t *testing.T) {
+	mi, err := caddy.GetModule("http.alipay_order_sync.stores.redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mi.New().(store.Store); !ok {
+		t.Fatal("module does not implement store.Store")
+	}
+}

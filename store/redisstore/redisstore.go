@@ -1,0 +1,417 @@
+// Package redisstore keeps the gateway's state in Redis, so that any number
+// of Caddy instances behind a load balancer share one view of every order
+// and every requestId.
+//
+// Every state change is one Lua script run by the server (EVALSHA, falling
+// back to EVAL when the server's script cache is cold), so a change is
+// either applied whole or not at all and no two instances can interleave
+// inside one. Leases are Redis key expiries (PX): the server's clock ends a
+// claim or an order lock, never a client's, so clock skew between instances
+// cannot make two of them believe they hold the same thing.
+//
+// # Key layout
+//
+// With the default prefix "alipay_order_sync:":
+//
+//	<prefix>order:{<clientId>:<merchantBizNo>}   hash: s, m, r (status, modifyTime, requestId), o (the order)
+//	<prefix>lock:{<clientId>:<merchantBizNo>}    string: the lock holder's token, PX = lock lease
+//	<prefix>req:{<clientId>:<requestId>}         hash: h (body hash), d (0 in flight, 1 done), t (claim token), r (reply); PX = lease or TTL
+//
+// In the parts between the braces '%', ':', '{' and '}' are percent-escaped,
+// so that ids containing ':' cannot collide ("a:b"+"c" vs "a"+"b:c") and ids
+// containing braces cannot break the hash tag. An order's two keys share a
+// hash tag and so a Redis Cluster slot.
+//
+// # Deployment
+//
+// CommitSuccess writes an order key and a request key in one script. On a
+// standalone server (or a Sentinel-managed primary) that is atomic; on Redis
+// Cluster the two keys may live in different slots and the script would be
+// refused, so only standalone and Sentinel-style deployments are supported
+// for now. Order keys never expire: run the server with a maxmemory-policy
+// that does not evict them (noeviction or a volatile-* policy), and with
+// persistence (AOF) if losing a few writes on a crash is unacceptable —
+// a reply is acknowledged once the server applied the write, not once it
+// reached disk.
+//
+// The Store type is the Caddy module http.alipay_order_sync.stores.redis;
+// Client is the plain Go API it wraps.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-alipay/ordersync/store"
+)
+
+// DefaultKeyPrefix is the key prefix used when Options.KeyPrefix is empty.
+const DefaultKeyPrefix = "alipay_order_sync:"
+
+// Defaults for Options. They are shorter than go-redis's own (5s) because a
+// caller of the gateway is waiting: an unreachable Redis must turn into an
+// UNKNOWN_EXCEPTION answer quickly, not after the caller gave up.
+const (
+	DefaultDialTimeout = 2 * time.Second
+	DefaultReadTimeout = 2 * time.Second
+)
+
+// Lock polling backoff: short enough that a released lock is picked up
+// promptly, jittered so that instances waiting on one order do not retry
+// in lockstep.
+const (
+	lockMinBackoff = 5 * time.Millisecond
+	lockMaxBackoff = 50 * time.Millisecond
+)
+
+// Options configures New.
+type Options struct {
+	// Addr is the server's host:port. Required.
+	Addr string
+	// Username and Password authenticate with AUTH (Username empty means
+	// the default user).
+	Username string
+	Password string
+	// DB is the database number selected on every connection.
+	DB int
+	// KeyPrefix starts every key; DefaultKeyPrefix when empty. Instances
+	// that must share state must use the same prefix and DB. A prefix
+	// containing '{' would make it the Cluster hash tag of every key.
+	KeyPrefix string
+	// TLS, when non-nil, makes every connection use TLS with this config.
+	TLS *tls.Config
+	// DialTimeout bounds one connection attempt (DefaultDialTimeout if 0).
+	DialTimeout time.Duration
+	// ReadTimeout and WriteTimeout bound one command's socket I/O
+	// (DefaultReadTimeout if 0; WriteTimeout follows ReadTimeout if 0).
+	// Context deadlines apply as well.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// PoolSize is the maximum number of connections (go-redis's default,
+	// 10 per CPU, if 0).
+	PoolSize int
+}
+
+// Client is a store.Store backed by one Redis server. It is safe for
+// concurrent use; create one per configuration and Close it when done.
+type Client struct {
+	rdb    *redis.Client
+	prefix string
+	// unlockTimeout bounds clean-up steps (releasing a lock or a claim)
+	// that run even when the request's context has already ended.
+	unlockTimeout time.Duration
+}
+
+// New returns a Client for opts. It does not contact the server: the first
+// operation connects, so that loading a configuration (caddy validate)
+// neither waits for nor requires a reachable Redis.
+func New(opts Options) (*Client, error) {
+	if opts.Addr == "" {
+		return nil, errors.New("redis store: address is required")
+	}
+	if opts.DB < 0 {
+		return nil, fmt.Errorf("redis store: db must be >= 0, got %d", opts.DB)
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = DefaultKeyPrefix
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = opts.ReadTimeout
+	}
+	rdb := redis.NewClient(&redis.Options{
+		Addr:         opts.Addr,
+		Username:     opts.Username,
+		Password:     opts.Password,
+		DB:           opts.DB,
+		TLSConfig:    opts.TLS,
+		DialTimeout:  opts.DialTimeout,
+		ReadTimeout:  opts.ReadTimeout,
+		WriteTimeout: opts.WriteTimeout,
+		PoolSize:     opts.PoolSize,
+		// go-redis retries a dial 5 times by default; with a refused
+		// connection that only delays the error the caller must see.
+		DialerRetries: 2,
+		// Let the request's deadline cut a slow command short instead of
+		// waiting for the socket timeouts.
+		ContextTimeoutEnabled: true,
+		ClientName:            "alipay_order_sync",
+	})
+	return &Client{
+		rdb:           rdb,
+		prefix:        opts.KeyPrefix,
+		unlockTimeout: opts.DialTimeout + opts.ReadTimeout,
+	}, nil
+}
+
+// Close closes the client's connections. Operations after Close fail.
+func (c *Client) Close() error {
+	if err := c.rdb.Close(); err != nil {
+		return fmt.Errorf("redis store: close: %w", err)
+	}
+	return nil
+}
+
+// Claim implements store.Store.
+func (c *Client) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, lease time.Duration) (store.ClaimResult, error) {
+	ms, err := millis("claim", "lease", lease)
+	if err != nil {
+		return store.ClaimResult{}, err
+	}
+	token := newToken()
+	res, err := claimScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, hex.EncodeToString(hash[:]), token, ms).Slice()
+	if err != nil {
+		if ctx.Err() != nil {
+			// The script may have claimed before the deadline cut the
+			// reply off; the caller never learns the token, so without
+			// this the requestId would answer InFlight for a whole lease.
+			c.detached(ctx, func(ctx context.Context) { _ = c.Release(ctx, key, token) })
+		}
+		return store.ClaimResult{}, fail("claim", err)
+	}
+	if len(res) == 0 {
+		return store.ClaimResult{}, fail("claim", errors.New("empty script reply"))
+	}
+	code, _ := res[0].(int64)
+	switch code {
+	case claimNew:
+		return store.ClaimResult{Status: store.Claimed, Token: token}, nil
+	case claimInFlight:
+		return store.ClaimResult{Status: store.InFlight}, nil
+	case claimMismatch:
+		return store.ClaimResult{Status: store.Mismatch}, nil
+	case claimDone:
+		if len(res) < 2 {
+			return store.ClaimResult{}, fail("claim", errors.New("done record without a reply"))
+		}
+		blob, _ := res[1].(string)
+		reply, err := decodeReply([]byte(blob))
+		if err != nil {
+			return store.ClaimResult{}, fail("claim", err)
+		}
+		return store.ClaimResult{Status: store.Done, Reply: &reply}, nil
+	}
+	return store.ClaimResult{}, fail("claim", fmt.Errorf("unexpected script reply %v", res[0]))
+}
+
+// Release implements store.Store.
+func (c *Client) Release(ctx context.Context, key store.RequestKey, token string) error {
+	if err := releaseScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, token).Err(); err != nil {
+		return fail("release", err)
+	}
+	return nil
+}
+
+// Finish implements store.Store.
+func (c *Client) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+	ms, err := millis("finish", "ttl", ttl)
+	if err != nil {
+		return err
+	}
+	ok, err := finishScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, token, encodeReply(reply), ms).Int()
+	if err != nil {
+		return fail("finish", err)
+	}
+	if ok != 1 {
+		return store.ErrNotOwner
+	}
+	return nil
+}
+
+// LockOrder implements store.Store. The lock is a key holding a random
+// token with PX = lease; unlock deletes it only if it still holds that
+// token, so a holder whose lease ran out never releases the lock of the
+// instance that took over.
+func (c *Client) LockOrder(ctx context.Context, key store.OrderKey, lease time.Duration) (func(), error) {
+	ms, err := millis("lock order", "lease", lease)
+	if err != nil {
+		return nil, err
+	}
+	k := c.lockKey(key)
+	token := newToken()
+	backoff := lockMinBackoff
+	for {
+		got, err := lockScript.Run(ctx, c.rdb, []string{k}, token, ms).Int()
+		if err != nil {
+			if ctx.Err() != nil {
+				// The script may have run before the deadline cut the
+				// reply off; give back what we might hold rather than
+				// leave the order locked for a whole lease.
+				c.unlock(ctx, k, token)
+				return nil, store.ErrLockTimeout
+			}
+			return nil, fail("lock order", err)
+		}
+		if got == 1 {
+			var once sync.Once
+			return func() { once.Do(func() { c.unlock(ctx, k, token) }) }, nil
+		}
+		wait := backoff/2 + mrand.N(backoff/2+1)
+		if backoff *= 2; backoff > lockMaxBackoff {
+			backoff = lockMaxBackoff
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, store.ErrLockTimeout
+		case <-t.C:
+		}
+	}
+}
+
+// unlock runs detached from ctx's cancellation: the request may be over
+// (caller gone, deadline hit) but the next request for the order should not
+// have to wait out the lease. A failure is dropped because the lease ends
+// the lock anyway.
+func (c *Client) unlock(ctx context.Context, key, token string) {
+	c.detached(ctx, func(ctx context.Context) {
+		_ = unlockScript.Run(ctx, c.rdb, []string{key}, token).Err()
+	})
+}
+
+// detached runs a clean-up step with ctx's values but not its cancellation,
+// bounded by the client's own timeouts.
+func (c *Client) detached(ctx context.Context, f func(context.Context)) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.unlockTimeout)
+	defer cancel()
+	f(dctx)
+}
+
+// GetOrder implements store.Store.
+func (c *Client) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
+	blob, err := c.rdb.HGet(ctx, c.orderKey(key), "o").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail("get order", err)
+	}
+	o, err := decodeOrder(blob)
+	if err != nil {
+		return nil, fail("get order", err)
+	}
+	return &o, nil
+}
+
+// CommitSuccess implements store.Store. The claim is checked before the
+// order, so a caller whose claim expired gets ErrNotOwner even if the order
+// also moved on.
+func (c *Client) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+	ms, err := millis("commit success", "ttl", ttl)
+	if err != nil {
+		return err
+	}
+	blob, err := encodeOrder(next)
+	if err != nil {
+		return fail("commit success", err)
+	}
+	args := make([]any, 0, 11)
+	args = append(args, token)
+	if prev == nil {
+		args = append(args, "0", "", "", "")
+	} else {
+		args = append(args, "1", prev.Status, strconv.FormatInt(prev.ModifyTime, 10), prev.RequestID)
+	}
+	args = append(args, next.Status, strconv.FormatInt(next.ModifyTime, 10), next.RequestID, blob, encodeReply(reply), ms)
+	res, err := commitScript.Run(ctx, c.rdb, []string{c.orderKey(okey), c.requestKey(rkey)}, args...).Int()
+	if err != nil {
+		return fail("commit success", err)
+	}
+	switch res {
+	case commitOK:
+		return nil
+	case commitNotOwner:
+		return store.ErrNotOwner
+	case commitConflict:
+		return store.ErrConflict
+	}
+	return fail("commit success", fmt.Errorf("unexpected script reply %d", res))
+}
+
+// GetRequest implements store.Store. ExpiresAt is the server's remaining
+// time to live added to this machine's clock, so it is approximate by the
+// round trip.
+func (c *Client) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
+	res, err := getRequestScript.Run(ctx, c.rdb, []string{c.requestKey(key)}).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail("get request", err)
+	}
+	if len(res) != 4 {
+		return nil, fail("get request", fmt.Errorf("unexpected script reply of %d items", len(res)))
+	}
+	hashHex, _ := res[0].(string)
+	done, _ := res[1].(string)
+	blob, _ := res[2].(string)
+	pttl, _ := res[3].(int64)
+	var rec store.RequestRecord
+	if n, err := hex.Decode(rec.BodyHash[:], []byte(hashHex)); err != nil || n != len(rec.BodyHash) {
+		return nil, fail("get request", errors.New("malformed body hash"))
+	}
+	if done == "1" {
+		reply, err := decodeReply([]byte(blob))
+		if err != nil {
+			return nil, fail("get request", err)
+		}
+		rec.Done = true
+		rec.Reply = &reply
+	}
+	if pttl > 0 {
+		rec.ExpiresAt = time.Now().Add(time.Duration(pttl) * time.Millisecond)
+	}
+	return &rec, nil
+}
+
+// keyEscaper makes the id parts of a key injective and brace-free: ':'
+// separates the two ids, and '{' '}' would move the Cluster hash tag.
+var keyEscaper = strings.NewReplacer("%", "%25", ":", "%3A", "{", "%7B", "}", "%7D")
+
+func (c *Client) orderKey(k store.OrderKey) string {
+	return c.prefix + "order:{" + keyEscaper.Replace(k.ClientID) + ":" + keyEscaper.Replace(k.MerchantBizNo) + "}"
+}
+
+func (c *Client) lockKey(k store.OrderKey) string {
+	return c.prefix + "lock:{" + keyEscaper.Replace(k.ClientID) + ":" + keyEscaper.Replace(k.MerchantBizNo) + "}"
+}
+
+func (c *Client) requestKey(k store.RequestKey) string {
+	return c.prefix + "req:{" + keyEscaper.Replace(k.ClientID) + ":" + keyEscaper.Replace(k.RequestID) + "}"
+}
+
+// newToken returns 128 random bits. Tokens are what make a claim or a lock
+// someone's, so they must be unguessable and never repeat across instances.
+func newToken() string { return rand.Text() }
+
+// millis converts a lease or TTL for PX, rounding up: a sub-millisecond
+// duration must not become 0, which Redis rejects.
+func millis(op, what string, d time.Duration) (int64, error) {
+	if d <= 0 {
+		return 0, fmt.Errorf("redis store: %s: %s must be positive, got %v", op, what, d)
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond), nil
+}
+
+// fail names the store and the operation. go-redis errors carry the
+// address and the server's message but never the password.
+func fail(op string, err error) error {
+	return fmt.Errorf("redis store: %s: %w", op, err)
+}

@@ -1,0 +1,135 @@
+// Package store defines the durable state the gateway keeps: one record per
+// order (Client-Id, merchantBizNo) and one replay record per request
+// (Client-Id, requestId). Backends live in sub-packages and must all pass the
+// conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrConflict is returned by CommitSuccess when the order changed since the
+// caller read it (another instance won the race, or the order lock lease
+// expired while the upstream was being called).
+var ErrConflict = errors.New("order changed since it was read")
+
+// ErrNotOwner is returned by Finish and CommitSuccess when the request's claim
+// is no longer held under the given token (its lease expired and another
+// caller claimed it).
+var ErrNotOwner = errors.New("request claim is no longer held")
+
+// ErrLockTimeout is returned by LockOrder when the order lock could not be
+// taken before the context ended.
+var ErrLockTimeout = errors.New("timed out waiting for the order lock")
+
+// OrderKey identifies one order.
+type OrderKey struct {
+	ClientID      string
+	MerchantBizNo string
+}
+
+// RequestKey identifies one call for replay purposes.
+type RequestKey struct {
+	ClientID  string
+	RequestID string
+}
+
+// BodyHash is the SHA-256 of a request's raw body bytes.
+type BodyHash [sha256.Size]byte
+
+// HashBody returns the BodyHash of raw.
+func HashBody(raw []byte) BodyHash { return sha256.Sum256(raw) }
+
+// Reply is a final answer exactly as it was sent: body bytes and the headers
+// that must be replayed byte for byte (Response-Time, Client-Id, Signature,
+// Content-Type).
+type Reply struct {
+	Status int                 `json:"status"`
+	Header map[string][]string `json:"header"`
+	Body   []byte              `json:"body"`
+}
+
+// Order is the accepted state of one order.
+type Order struct {
+	Scenario         string          `json:"scenario"`
+	Status           string          `json:"status"`
+	ModifyTime       int64           `json:"modifyTime"` // orderModifyTime, epoch milliseconds
+	OrderID          string          `json:"orderId"`
+	DistributeResult json.RawMessage `json:"distributeResult,omitempty"`
+	RequestID        string          `json:"requestId"` // the request that made this change
+	UpdatedAt        time.Time       `json:"updatedAt"` // wall clock of the change
+}
+
+// ClaimStatus says what Claim found.
+type ClaimStatus int
+
+const (
+	// Claimed: the request is new (or its previous claim expired); the caller
+	// now owns it until the lease ends and must Release, Finish or
+	// CommitSuccess it.
+	Claimed ClaimStatus = iota + 1
+	// InFlight: another caller holds a live claim with the same body.
+	InFlight
+	// Done: a final reply is stored for the same body; replay it.
+	Done
+	// Mismatch: the requestId was seen with a different body.
+	Mismatch
+)
+
+// ClaimResult is the outcome of Claim.
+type ClaimResult struct {
+	Status ClaimStatus
+	// Token identifies the claim when Status is Claimed.
+	Token string
+	// Reply is the stored final reply when Status is Done.
+	Reply *Reply
+}
+
+// RequestRecord is a replay record as returned by GetRequest (admin API).
+type RequestRecord struct {
+	BodyHash  BodyHash  `json:"-"`
+	Done      bool      `json:"done"`
+	Reply     *Reply    `json:"reply,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt"` // lease end while in flight, TTL end when done
+}
+
+// Store is the durable state behind the handler. Implementations must be
+// safe for concurrent use by many goroutines and (for shared backends) many
+// processes.
+type Store interface {
+	// Claim atomically claims key for a request whose raw body hashes to
+	// hash. A live in-flight claim or a stored reply for the same key is
+	// reported instead of claiming; an expired claim is taken over.
+	Claim(ctx context.Context, key RequestKey, hash BodyHash, lease time.Duration) (ClaimResult, error)
+
+	// Release drops the claim identified by token (used when the answer is
+	// U and nothing must be stored). Releasing a claim that is no longer
+	// held is not an error.
+	Release(ctx context.Context, key RequestKey, token string) error
+
+	// Finish stores the final reply for a claimed request, kept for ttl.
+	Finish(ctx context.Context, key RequestKey, token string, reply Reply, ttl time.Duration) error
+
+	// LockOrder serializes work on one order across goroutines (and, for
+	// shared backends, processes). The lock expires after lease so that a
+	// crashed holder never strands the order. It waits until ctx ends and
+	// then returns ErrLockTimeout. unlock must be called exactly once.
+	LockOrder(ctx context.Context, key OrderKey, lease time.Duration) (unlock func(), err error)
+
+	// GetOrder returns the order's state, or nil if it has none.
+	GetOrder(ctx context.Context, key OrderKey) (*Order, error)
+
+	// CommitSuccess durably writes the order's new state and the request's
+	// replay record in one atomic write. prev is the state read under the
+	// lock (nil if none); if the stored state differs from it, nothing is
+	// written and ErrConflict is returned. Nothing is acknowledged before it
+	// is on disk (bbolt) or applied by the server (Redis).
+	CommitSuccess(ctx context.Context, okey OrderKey, prev *Order, next Order, rkey RequestKey, token string, reply Reply, ttl time.Duration) error
+
+	// GetRequest returns the replay record for key, or nil if none is live.
+	GetRequest(ctx context.Context, key RequestKey) (*RequestRecord, error)
+}
