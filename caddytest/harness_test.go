@@ -253,6 +253,7 @@ type call struct {
 
 // answer is what the caller got back.
 type answer struct {
+	method string
 	status int
 	header http.Header
 	body   []byte
@@ -315,7 +316,7 @@ func send(t testing.TB, url string, c call) answer {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	a := answer{status: resp.StatusCode, header: resp.Header, body: body}
+	a := answer{method: method, status: resp.StatusCode, header: resp.Header, body: body}
 	if err := json.Unmarshal(body, &a.env); err != nil {
 		t.Fatalf("reply is not an envelope: %v: %s", err, body)
 	}
