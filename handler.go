@@ -24,20 +24,20 @@ import (
 // exchange carries one request through the pipeline; its fields feed the
 // log line and the metrics.
 type exchange struct {
-	r            *http.Request
-	start        time.Time
-	clientID     string
-	clientLabel  string // bounded by configuration: a configured client id or "other"
-	raw          []byte
-	req          *message.Request
-	scenario     *scenario
-	previous     string
-	replay       bool
-	reason       string // short machine label of why the answer is what it is
-	upstream     time.Duration
-	calledUp     bool
-	claimToken   string
-	claimKey     store.RequestKey
+	r           *http.Request
+	start       time.Time
+	clientID    string
+	clientLabel string // bounded by configuration: a configured client id or "other"
+	raw         []byte
+	req         *message.Request
+	scenario    *scenario
+	previous    string
+	replay      bool
+	reason      string // short machine label of why the answer is what it is
+	upstream    time.Duration
+	calledUp    bool
+	claimToken  string
+	claimKey    store.RequestKey
 }
 
 // ServeHTTP runs the pipeline of CONTRACT §7.1. Every expected outcome is
@@ -429,8 +429,6 @@ func (h *Handler) matchScenario(req *message.Request) *scenario {
 	}
 	return nil
 }
-
-
 
 // signatureReason is the bounded metrics label of an authentication error.
 func signatureReason(err error) string {
