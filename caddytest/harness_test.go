@@ -275,13 +275,24 @@ var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 func send(t testing.TB, url string, c call) answer {
 	t.Helper()
+	a, err := trySend(t, url, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// sendNoFail sends and ignores the outcome (for requests cut off on purpose).
+func sendNoFail(t testing.TB, url string, c call) { _, _ = trySend(t, url, c) }
+
+func trySend(t testing.TB, url string, c call) (answer, error) {
 	method := c.method
 	if method == "" {
 		method = http.MethodPost
 	}
 	req, err := http.NewRequestWithContext(context.Background(), method, url, bytes.NewReader(c.body))
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	ct := c.contentType
 	if ct == "" {
@@ -303,7 +314,7 @@ func send(t testing.TB, url string, c call) answer {
 		}
 		sig, err := signature.Sign(c.key, method, syncPath, c.clientID, rt, c.body)
 		if err != nil {
-			t.Fatal(err)
+			return answer{}, err
 		}
 		req.Header.Set("Signature", signature.FormatHeader(kv, sig))
 	}
@@ -312,15 +323,15 @@ func send(t testing.TB, url string, c call) answer {
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		t.Fatalf("request failed: %v", err)
+		return answer{}, fmt.Errorf("request failed: %v", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	a := answer{method: method, status: resp.StatusCode, header: resp.Header, body: body}
 	if err := json.Unmarshal(body, &a.env); err != nil {
-		t.Fatalf("reply is not an envelope: %v: %s", err, body)
+		return a, fmt.Errorf("reply is not an envelope: %v: %s", err, body)
 	}
-	return a
+	return a, nil
 }
 
 // expect asserts the envelope's code and status letter and the invariants
