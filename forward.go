@@ -47,11 +47,9 @@ type upstreamReply struct {
 // forward sends the normalized body to the next handler and captures its
 // reply in a private buffer, so nothing the upstream sets reaches the
 // caller.
-func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, body []byte, clientID, requestID, scenario string) upstreamReply {
-	timeout := time.Duration(h.UpstreamTimeout)
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-
+// ctx carries the request's upstream_timeout deadline, which started
+// before the order lock was awaited: the whole answer is bounded by it.
+func (h *Handler) forward(ctx context.Context, r *http.Request, next caddyhttp.Handler, body []byte, clientID, requestID, scenario string) upstreamReply {
 	up := r.Clone(ctx)
 	up.Method = http.MethodPost
 	for _, name := range headersRemovedUpstream {
@@ -86,8 +84,15 @@ func (h *Handler) forward(r *http.Request, next caddyhttp.Handler, body []byte, 
 	select {
 	case err := <-done:
 		out.err = err
-	case <-time.After(timeout + timeBoundGrace):
-		out.neverDone = true
+	case <-ctx.Done():
+		// reverse_proxy aborts on a cancelled context; give it a moment
+		// to return, then answer without it.
+		select {
+		case err := <-done:
+			out.err = err
+		case <-time.After(timeBoundGrace):
+			out.neverDone = true
+		}
 	}
 	out.duration = time.Since(start)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {

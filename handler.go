@@ -21,6 +21,10 @@ import (
 	"github.com/caddy-alipay/ordersync/store"
 )
 
+// commitTimeout bounds the durable write after the upstream answered; it
+// has its own deadline because the request's may be nearly spent by then.
+const commitTimeout = 5 * time.Second
+
 // exchange carries one request through the pipeline; its fields feed the
 // log line and the metrics.
 type exchange struct {
@@ -169,7 +173,7 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	}
 
 	body := req.Normalize(x.clientID, x.scenario.name, x.previous)
-	up := h.forward(x.r, next, body, x.clientID, req.RequestID, x.scenario.name)
+	up := h.forward(ctx, x.r, next, body, x.clientID, req.RequestID, x.scenario.name)
 	x.calledUp, x.upstream = true, up.duration
 	h.metrics.upstream.WithLabelValues(x.scenario.name).Observe(up.duration.Seconds())
 	m := h.mapReply(up, req.OrderStatus)
@@ -202,7 +206,7 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	rep := h.reply(x.r, x.clientID, m.outcome)
 	// The commit gets its own deadline: the upstream already issued, so a
 	// request context that is nearly spent must not turn a success into U.
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 5*time.Second)
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), commitTimeout)
 	defer ccancel()
 	began = time.Now()
 	err = h.store.CommitSuccess(cctx, okey, prev, next2, x.claimKey, x.claimToken, rep, time.Duration(h.IdempotencyTTL))
@@ -279,7 +283,7 @@ func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o
 		if x.claimToken != "" {
 			// Still holding the claim means a final answer (F, or the
 			// stored SUCCESS of a re-sent status): keep it for replay.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), commitTimeout)
 			began := time.Now()
 			err := h.store.Finish(ctx, x.claimKey, x.claimToken, built, time.Duration(h.IdempotencyTTL))
 			cancel()

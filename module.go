@@ -188,7 +188,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.UpstreamTimeout = caddy.Duration(DefaultUpstreamTimeout)
 	}
 	if h.ClaimLease == 0 {
-		h.ClaimLease = caddy.Duration(DefaultClaimLease)
+		// The lease must outlive the upstream call and the commit after
+		// it, or a slow success could lose its claim to a retry.
+		h.ClaimLease = caddy.Duration(max(DefaultClaimLease, time.Duration(h.UpstreamTimeout)+commitTimeout+5*time.Second))
 	}
 	h.timeWindow = DefaultRequestTimeWindow
 	if h.RequestTimeWindow != nil {
@@ -456,8 +458,8 @@ func (h *Handler) Validate() error {
 	if h.UpstreamTimeout < 0 || h.ClaimLease < 0 || h.IdempotencyTTL < 0 {
 		return errors.New("alipay_order_sync: upstream_timeout, claim_lease and idempotency_ttl must not be negative")
 	}
-	if time.Duration(h.ClaimLease) <= time.Duration(h.UpstreamTimeout) {
-		return fmt.Errorf("alipay_order_sync: claim_lease (%s) must be longer than upstream_timeout (%s), or a slow upstream call could lose its claim", time.Duration(h.ClaimLease), time.Duration(h.UpstreamTimeout))
+	if floor := time.Duration(h.UpstreamTimeout) + commitTimeout; time.Duration(h.ClaimLease) < floor {
+		return fmt.Errorf("alipay_order_sync: claim_lease (%s) must be at least upstream_timeout + %s (%s), or a slow upstream call could lose its claim to a retry", time.Duration(h.ClaimLease), commitTimeout, floor)
 	}
 	return nil
 }
