@@ -137,7 +137,7 @@ func (h *Handler) reply(r *http.Request, clientID string, o outcome) store.Reply
 		header["Client-Id"] = []string{clientID}
 	}
 	if h.signer != nil {
-		sig, err := signature.Sign(h.signer.key, r.Method, r.URL.Path, clientID, respTime, body)
+		sig, err := signature.Sign(h.signer.key, r.Method, signedPath(r), clientID, respTime, body)
 		if err == nil {
 			header["Signature"] = []string{signature.FormatHeader(h.signer.keyVersion, sig)}
 		} else {

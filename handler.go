@@ -382,7 +382,7 @@ func (h *Handler) authenticate(x *exchange) (outcome, bool) {
 		h.metrics.signatureFailures.WithLabelValues("time").Inc()
 		return h.fail(x, codeInvalidSignature, "time", "Request-Time: missing"), false
 	}
-	if err := signature.Verify(key, r.Method, r.URL.Path, x.clientID, reqTime, x.raw, parsed.Signature); err != nil {
+	if err := signature.Verify(key, r.Method, signedPath(r), x.clientID, reqTime, x.raw, parsed.Signature); err != nil {
 		h.metrics.signatureFailures.WithLabelValues(signatureReason(err)).Inc()
 		return h.fail(x, codeInvalidSignature, "signature", err.Error()), false
 	}
@@ -440,4 +440,13 @@ func signatureReason(err error) string {
 		return r
 	}
 	return "other"
+}
+
+// signedPath is the path the caller signed: the one it sent, before any
+// handle_path or rewrite earlier in the route changed r.URL.
+func signedPath(r *http.Request) string {
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		return orig.URL.Path
+	}
+	return r.URL.Path
 }
