@@ -41,7 +41,7 @@ func sdkVerifies(t testing.TB, a answer, pub *rsa.PublicKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	content := a.method + " " + syncPath + "\n" + a.header.Get("Client-Id") + "." + a.header.Get("response-time") + "." + string(a.body)
+	content := a.method + " " + a.path + "\n" + a.header.Get("Client-Id") + "." + a.header.Get("response-time") + "." + string(a.body)
 	sum := sha256.Sum256([]byte(content))
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
 		t.Fatalf("the SDK-style check rejects the reply signature: %v", err)

@@ -242,6 +242,7 @@ func demoKeys(t testing.TB) testKeys {
 // call is one request to the gateway.
 type call struct {
 	method      string
+	path        string // the signed path; default syncPath
 	clientID    string
 	body        []byte
 	keyVersion  string
@@ -254,6 +255,7 @@ type call struct {
 // answer is what the caller got back.
 type answer struct {
 	method string
+	path   string // the path the reply is signed over
 	status int
 	header http.Header
 	body   []byte
@@ -312,7 +314,7 @@ func trySend(t testing.TB, url string, c call) (answer, error) {
 		if kv == "" {
 			kv = "1"
 		}
-		sig, err := signature.Sign(c.key, method, syncPath, c.clientID, rt, c.body)
+		sig, err := signature.Sign(c.key, method, signedPathOf(c), c.clientID, rt, c.body)
 		if err != nil {
 			return answer{}, err
 		}
@@ -327,7 +329,7 @@ func trySend(t testing.TB, url string, c call) (answer, error) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	a := answer{method: method, status: resp.StatusCode, header: resp.Header, body: body}
+	a := answer{method: method, path: signedPathOf(c), status: resp.StatusCode, header: resp.Header, body: body}
 	if err := json.Unmarshal(body, &a.env); err != nil {
 		return a, fmt.Errorf("reply is not an envelope: %v: %s", err, body)
 	}
@@ -367,4 +369,11 @@ func (a answer) messageHas(t testing.TB, parts ...string) answer {
 		}
 	}
 	return a
+}
+
+func signedPathOf(c call) string {
+	if c.path != "" {
+		return c.path
+	}
+	return syncPath
 }
