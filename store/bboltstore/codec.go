@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/caddy-alipay/ordersync/store"
@@ -33,14 +31,10 @@ func joinKey(clientID, id string) ([]byte, error) {
 //
 //	version(1) | state(1) | body hash(32) | expires, Unix ns, big endian(8) | rest
 //
-// where rest is the claim token while in flight, and the reply when done:
-//
-//	varint status | flags (1 header non-nil, 2 body non-nil)
-//	| uvarint nkeys | per key (sorted): str key, uvarint nvals+1 (0 = nil), str...
-//	| str body
-//
-// and str is a uvarint length followed by the bytes. nil and empty are kept
-// apart so that a reply reads back exactly as it was written.
+// where rest is the claim token while in flight, and when done the reply
+// as encoded by store.Reply.MarshalBinary (which carries its own version
+// byte and keeps nil and empty apart, so a reply reads back exactly as it
+// was written).
 const (
 	recordVersion = 1
 	headLen       = 1 + 1 + len(store.BodyHash{}) + 8
@@ -50,11 +44,6 @@ const (
 const (
 	stateInFlight = 1
 	stateDone     = 2
-)
-
-const (
-	flagHeader = 1 << iota
-	flagBody
 )
 
 var errCorrupt = errors.New("corrupt request record")
@@ -100,150 +89,20 @@ func encodeDone(hash store.BodyHash, expires time.Time, reply []byte) []byte {
 	return append(appendHead(b, stateDone, hash, expires), reply...)
 }
 
+// encodeReply is store.Reply.MarshalBinary, which never fails.
 func encodeReply(r store.Reply) []byte {
-	size := 2*binary.MaxVarintLen64 + 1 + len(r.Body)
-	for k, vs := range r.Header {
-		size += len(k) + 2*binary.MaxVarintLen64
-		for _, v := range vs {
-			size += len(v) + binary.MaxVarintLen64
-		}
-	}
-	b := make([]byte, 0, size)
-	b = binary.AppendVarint(b, int64(r.Status))
-	var flags byte
-	if r.Header != nil {
-		flags |= flagHeader
-	}
-	if r.Body != nil {
-		flags |= flagBody
-	}
-	b = append(b, flags)
-	b = binary.AppendUvarint(b, uint64(len(r.Header)))
-	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
-		vs := r.Header[k]
-		b = appendString(b, k)
-		if vs == nil {
-			b = binary.AppendUvarint(b, 0)
-			continue
-		}
-		b = binary.AppendUvarint(b, uint64(len(vs))+1)
-		for _, v := range vs {
-			b = appendString(b, v)
-		}
-	}
-	return appendString(b, string(r.Body))
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
+	b, _ := r.MarshalBinary()
+	return b
 }
 
 // decodeReply copies everything out of b, which bbolt only lends for the
-// life of a transaction.
+// life of a transaction (UnmarshalBinary copies).
 func decodeReply(b []byte) (*store.Reply, error) {
-	d := decoder{b: b}
 	var r store.Reply
-	r.Status = int(d.varint())
-	flags := d.readByte()
-	n := d.count()
-	if flags&flagHeader != 0 {
-		r.Header = make(map[string][]string, n)
-	}
-	for range n {
-		k := d.readString()
-		nv := d.count()
-		if d.err != nil {
-			break
-		}
-		var vs []string
-		if nv > 0 {
-			vs = make([]string, nv-1)
-			for i := range vs {
-				vs[i] = d.readString()
-			}
-		}
-		if r.Header != nil {
-			r.Header[k] = vs
-		}
-	}
-	body := d.readBytes()
-	if flags&flagBody != 0 {
-		r.Body = append([]byte{}, body...)
-	}
-	if d.err != nil || len(d.b) != 0 {
-		return nil, errCorrupt
+	if err := r.UnmarshalBinary(b); err != nil {
+		return nil, err
 	}
 	return &r, nil
-}
-
-// decoder reads the reply encoding; the first error sticks and turns every
-// later read into a zero value, so callers check once at the end.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a length that must be plausible for the bytes left: every
-// counted item takes at least one byte, so a corrupt count cannot make us
-// allocate more than the record's size.
-func (d *decoder) count() int {
-	v := d.uvarint()
-	if v > uint64(len(d.b))+1 {
-		d.fail()
-		return 0
-	}
-	return int(v)
-}
-
-func (d *decoder) readByte() byte {
-	if len(d.b) == 0 {
-		d.fail()
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) readBytes() []byte {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	s := d.b[:n]
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) readString() string { return string(d.readBytes()) }
-
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = errCorrupt
-	}
-	d.b = nil
 }
 
 // Orders are JSON: they are small, written once per accepted change, and

@@ -1,11 +1,8 @@
 package bboltstore
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -47,7 +44,11 @@ type Store struct {
 	// alipay_order_sync/orders.db in Caddy's data directory.
 	Path string `json:"path,omitempty"`
 
-	db      *DB
+	// Handle makes Store a store.Store: it forwards every call to the DB
+	// once Provision has set it, and answers store.ErrNotProvisioned
+	// before. It is not configuration.
+	store.Handle `json:"-"`
+
 	poolKey string // set only while this Store holds a pool reference
 	logger  *zap.Logger
 }
@@ -84,7 +85,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		// names the store and the file.
 		return err
 	}
-	s.db, s.poolKey = val.(pooledDB).db, path
+	s.Handle, s.poolKey = store.Handle{Store: val.(pooledDB).db}, path
 	if loaded {
 		if c := s.logger.Check(zapcore.DebugLevel, "sharing open state store"); c != nil {
 			c.Write(zap.String("path", path))
@@ -118,9 +119,9 @@ func resolvePath(p string) (string, error) {
 }
 
 // Cleanup gives back this Store's use of the DB; the last user closes it.
-// It is safe after a failed Provision and when called twice. The DB field
-// is left in place: a request still draining from the old config then
-// gets an error from a closed DB rather than a nil pointer.
+// It is safe after a failed Provision and when called twice. The DB is
+// left in the Handle: a request still draining from the old config then
+// gets an error from a closed DB.
 func (s *Store) Cleanup() error {
 	if s.poolKey == "" {
 		return nil
@@ -157,64 +158,6 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("store bbolt: takes no block; syntax: store bbolt [<path>]")
 	}
 	return nil
-}
-
-var errNotProvisioned = errors.New("bbolt store: used before Provision")
-
-// Claim implements store.Store.
-func (s *Store) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, lease time.Duration) (store.ClaimResult, error) {
-	if s.db == nil {
-		return store.ClaimResult{}, errNotProvisioned
-	}
-	return s.db.Claim(ctx, key, hash, lease)
-}
-
-// Release implements store.Store.
-func (s *Store) Release(ctx context.Context, key store.RequestKey, token string) error {
-	if s.db == nil {
-		return errNotProvisioned
-	}
-	return s.db.Release(ctx, key, token)
-}
-
-// Finish implements store.Store.
-func (s *Store) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
-	if s.db == nil {
-		return errNotProvisioned
-	}
-	return s.db.Finish(ctx, key, token, reply, ttl)
-}
-
-// LockOrder implements store.Store.
-func (s *Store) LockOrder(ctx context.Context, key store.OrderKey, lease time.Duration) (func(), error) {
-	if s.db == nil {
-		return nil, errNotProvisioned
-	}
-	return s.db.LockOrder(ctx, key, lease)
-}
-
-// GetOrder implements store.Store.
-func (s *Store) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
-	if s.db == nil {
-		return nil, errNotProvisioned
-	}
-	return s.db.GetOrder(ctx, key)
-}
-
-// CommitSuccess implements store.Store.
-func (s *Store) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
-	if s.db == nil {
-		return errNotProvisioned
-	}
-	return s.db.CommitSuccess(ctx, okey, prev, next, rkey, token, reply, ttl)
-}
-
-// GetRequest implements store.Store.
-func (s *Store) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
-	if s.db == nil {
-		return nil, errNotProvisioned
-	}
-	return s.db.GetRequest(ctx, key)
 }
 
 // Interface guards.

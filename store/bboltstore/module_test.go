@@ -30,6 +30,16 @@ func loadStore(t *testing.T, path string) (*Store, context.CancelFunc) {
 	return mod.(*Store), cancel
 }
 
+// dbOf returns the DB a provisioned Store forwards to.
+func dbOf(t *testing.T, s *Store) *DB {
+	t.Helper()
+	db, ok := s.Handle.Store.(*DB)
+	if !ok || db == nil {
+		t.Fatalf("the Store holds %#v, not a DB", s.Handle.Store)
+	}
+	return db
+}
+
 // fileLocked reports whether another DB holds the file at path.
 func fileLocked(t *testing.T, path string) bool {
 	t.Helper()
@@ -59,7 +69,7 @@ func TestModuleReload(t *testing.T) {
 	// The same file, spelled with a placeholder and a detour.
 	cur, unloadCur := loadStore(t, "{env.ORDERSYNC_TEST_DIR}/sub/../orders.db")
 	defer unloadCur()
-	if old.db != cur.db {
+	if dbOf(t, old) != dbOf(t, cur) {
 		t.Fatal("two Stores on one file got different DBs")
 	}
 	if refs, ok := pool.References(path); !ok || refs != 2 {
@@ -114,8 +124,8 @@ func TestModuleDefaultPath(t *testing.T) {
 	s, unload := loadStore(t, "")
 	defer unload()
 	want := filepath.Join(dir, "caddy", "alipay_order_sync", "orders.db")
-	if s.db.Path() != want {
-		t.Fatalf("default path = %s, want %s", s.db.Path(), want)
+	if got := dbOf(t, s).Path(); got != want {
+		t.Fatalf("default path = %s, want %s", got, want)
 	}
 	if _, err := os.Stat(want); err != nil {
 		t.Fatal(err)
@@ -152,8 +162,8 @@ func TestModuleFailedProvision(t *testing.T) {
 			if err := s.Cleanup(); err != nil {
 				t.Fatalf("Cleanup after a failed Provision: %v", err)
 			}
-			if _, err := s.GetOrder(context.Background(), store.OrderKey{}); err == nil {
-				t.Error("an unprovisioned Store answered GetOrder")
+			if _, err := s.GetOrder(context.Background(), store.OrderKey{}); !errors.Is(err, store.ErrNotProvisioned) {
+				t.Errorf("an unprovisioned Store answered GetOrder with %v, want ErrNotProvisioned", err)
 			}
 		})
 	}
@@ -241,4 +251,68 @@ func TestUnmarshalModule(t *testing.T) {
 		return
 	}
 	t.Fatal("no store line found")
+}
+
+// TestModuleJSON: the embedded store.Handle is no part of the
+// configuration. A provisioned Store encodes to exactly its config fields,
+// that JSON loads back under Caddy's strict decoding, and the Handle cannot
+// be set (or even named) from JSON.
+func TestModuleJSON(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "orders.db")
+	s, unload := loadStore(t, path)
+	defer unload()
+	dbOf(t, s) // provisioned
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(map[string]string{"path": path})
+	if string(b) != string(want) {
+		t.Fatalf("JSON of a provisioned Store = %s, want %s", b, want)
+	}
+	if b, err := json.Marshal(Store{}); err != nil || string(b) != "{}" {
+		t.Fatalf("JSON of the zero Store = %s, %v; want {}", b, err)
+	}
+	var back Store
+	if err := caddy.StrictUnmarshalJSON(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.StrictUnmarshalJSON(want, &back); err != nil || back.Path != path || back.Handle.Store != nil {
+		t.Fatalf("StrictUnmarshalJSON(%s) = %+v, %v", want, back, err)
+	}
+	for _, in := range []string{`{"path":"x","Handle":{}}`, `{"path":"x","Store":{}}`, `{"path":"x","handle":null}`} {
+		var got Store
+		if err := caddy.StrictUnmarshalJSON([]byte(in), &got); err == nil {
+			t.Errorf("StrictUnmarshalJSON(%s) accepted a field that is not configuration: %+v", in, got)
+		}
+	}
+}
+
+// TestModuleUnprovisioned: every store.Store method of a Store that was
+// never provisioned reports store.ErrNotProvisioned rather than panicking.
+func TestModuleUnprovisioned(t *testing.T) {
+	var s Store
+	ctx := context.Background()
+	rkey := store.RequestKey{ClientID: "c", RequestID: "r"}
+	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
+	_, errClaim := s.Claim(ctx, rkey, hashA, time.Minute)
+	unlock, errLock := s.LockOrder(ctx, okey, time.Minute)
+	_, errOrder := s.GetOrder(ctx, okey)
+	_, errRequest := s.GetRequest(ctx, rkey)
+	for name, err := range map[string]error{
+		"Claim":         errClaim,
+		"Release":       s.Release(ctx, rkey, "t"),
+		"Finish":        s.Finish(ctx, rkey, "t", store.Reply{}, time.Minute),
+		"LockOrder":     errLock,
+		"GetOrder":      errOrder,
+		"CommitSuccess": s.CommitSuccess(ctx, okey, nil, store.Order{}, rkey, "t", store.Reply{}, time.Minute),
+		"GetRequest":    errRequest,
+	} {
+		if !errors.Is(err, store.ErrNotProvisioned) {
+			t.Errorf("%s on an unprovisioned Store: %v, want ErrNotProvisioned", name, err)
+		}
+	}
+	if unlock != nil {
+		t.Error("LockOrder on an unprovisioned Store returned an unlock func")
+	}
 }

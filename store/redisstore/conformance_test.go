@@ -17,7 +17,7 @@ func TestConformanceModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the suite already ran on Client")
 	}
-	storetest.Run(t, func(t *testing.T) store.Store { return &Store{client: newClient(t)} })
+	storetest.Run(t, func(t *testing.T) store.Store { return &Store{Handle: store.Handle{Store: newClient(t)}} })
 }
 
 func BenchmarkStore(b *testing.B) {

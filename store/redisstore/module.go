@@ -1,12 +1,10 @@
 package redisstore
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -25,7 +23,7 @@ const DefaultAddress = "localhost:6379"
 
 // Store is the Caddy module http.alipay_order_sync.stores.redis: a
 // store.Store shared by every Caddy instance that points at the same Redis
-// server, DB and key prefix. It delegates to a Client built in Provision.
+// server, DB and key prefix. It forwards to a Client built in Provision.
 type Store struct {
 	// Address is the server's host:port (default localhost:6379).
 	// {env.*} and {file.*} placeholders are resolved at load.
@@ -45,7 +43,12 @@ type Store struct {
 	// and the address's host name.
 	TLS bool `json:"tls,omitempty"`
 
-	client *Client
+	closed bool
+
+	// Handle makes Store a store.Store: it forwards every call to the
+	// Client built in Provision, and answers store.ErrNotProvisioned before
+	// Provision and after Cleanup. It is not configuration.
+	store.Handle `json:"-"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -60,6 +63,7 @@ func (Store) CaddyModule() caddy.ModuleInfo {
 // contact the server, so caddy validate works without Redis and a config
 // reload is not held up by a slow one; the first request connects.
 func (s *Store) Provision(ctx caddy.Context) error {
+	routeRedisLogs()
 	opts, err := s.options()
 	if err != nil {
 		return err
@@ -68,7 +72,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	s.client = c
+	s.Handle = store.Handle{Store: c}
 	ctx.Logger().Info("redis state store",
 		zap.String("address", opts.Addr),
 		zap.String("username", opts.Username),
@@ -130,70 +134,14 @@ func (s *Store) options() (Options, error) {
 // Cleanup closes the client. It runs after a failed Provision too, when
 // there may be no client.
 func (s *Store) Cleanup() error {
-	if s.client == nil {
+	c, _ := s.Handle.Store.(*Client)
+	if c == nil || s.closed {
 		return nil
 	}
-	err := s.client.Close()
-	s.client = nil
-	return err
-}
-
-var errNotProvisioned = errors.New("redis store: not provisioned")
-
-// Claim implements store.Store.
-func (s *Store) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, lease time.Duration) (store.ClaimResult, error) {
-	if s.client == nil {
-		return store.ClaimResult{}, errNotProvisioned
-	}
-	return s.client.Claim(ctx, key, hash, lease)
-}
-
-// Release implements store.Store.
-func (s *Store) Release(ctx context.Context, key store.RequestKey, token string) error {
-	if s.client == nil {
-		return errNotProvisioned
-	}
-	return s.client.Release(ctx, key, token)
-}
-
-// Finish implements store.Store.
-func (s *Store) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
-	if s.client == nil {
-		return errNotProvisioned
-	}
-	return s.client.Finish(ctx, key, token, reply, ttl)
-}
-
-// LockOrder implements store.Store.
-func (s *Store) LockOrder(ctx context.Context, key store.OrderKey, lease time.Duration) (func(), error) {
-	if s.client == nil {
-		return nil, errNotProvisioned
-	}
-	return s.client.LockOrder(ctx, key, lease)
-}
-
-// GetOrder implements store.Store.
-func (s *Store) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
-	if s.client == nil {
-		return nil, errNotProvisioned
-	}
-	return s.client.GetOrder(ctx, key)
-}
-
-// CommitSuccess implements store.Store.
-func (s *Store) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
-	if s.client == nil {
-		return errNotProvisioned
-	}
-	return s.client.CommitSuccess(ctx, okey, prev, next, rkey, token, reply, ttl)
-}
-
-// GetRequest implements store.Store.
-func (s *Store) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
-	if s.client == nil {
-		return nil, errNotProvisioned
-	}
-	return s.client.GetRequest(ctx, key)
+	// The handle stays: a request of the old config still finishing after
+	// a reload gets go-redis's "client is closed" error (U), not a data race.
+	s.closed = true
+	return c.Close()
 }
 
 // Interface guards

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,36 @@ func TestJSONFieldNames(t *testing.T) {
 	if string(b) != want {
 		t.Fatalf("JSON = %s, want %s", b, want)
 	}
+
+	// Provisioned, the embedded store.Handle holds a Client and still is
+	// no part of the JSON; the JSON loads back under Caddy's strict
+	// decoding, and the Handle cannot be set (or even named) from JSON.
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	s := &Store{Address: "a:1", Username: "u", Password: "p", DB: 1, KeyPrefix: "k:", TLS: true}
+	if err := s.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Cleanup()
+	if _, ok := s.Handle.Store.(*Client); !ok {
+		t.Fatalf("Provision left %#v in the Handle, want a *Client", s.Handle.Store)
+	}
+	if b, err = json.Marshal(s); err != nil || string(b) != want {
+		t.Fatalf("JSON of a provisioned Store = %s, %v; want %s", b, err, want)
+	}
+	var back Store
+	if err := caddy.StrictUnmarshalJSON([]byte(want), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back != (Store{Address: "a:1", Username: "u", Password: "p", DB: 1, KeyPrefix: "k:", TLS: true}) {
+		t.Fatalf("StrictUnmarshalJSON(%s) = %+v", want, back)
+	}
+	for _, in := range []string{`{"db":1,"Handle":{}}`, `{"db":1,"Store":{}}`, `{"db":1,"handle":null}`} {
+		var got Store
+		if err := caddy.StrictUnmarshalJSON([]byte(in), &got); err == nil {
+			t.Errorf("StrictUnmarshalJSON(%s) accepted a field that is not configuration: %+v", in, got)
+		}
+	}
 }
 
 func TestOptionsResolvePlaceholders(t *testing.T) {
@@ -200,8 +231,55 @@ func TestCleanupAfterFailedProvision(t *testing.T) {
 	if err := (&Store{}).Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetOrder(context.Background(), store.OrderKey{}); err == nil {
-		t.Fatal("unprovisioned store answered")
+	if _, err := s.GetOrder(context.Background(), store.OrderKey{}); !errors.Is(err, store.ErrNotProvisioned) {
+		t.Fatalf("unprovisioned store answered: %v, want ErrNotProvisioned", err)
+	}
+}
+
+// TestNotProvisioned: every store.Store method of a Store that was never
+// provisioned reports store.ErrNotProvisioned, one that was cleaned up
+// reports an error (its closed client's), neither panics, and a second
+// Cleanup is harmless.
+func TestNotProvisioned(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	cleaned := &Store{Address: "127.0.0.1:1"}
+	if err := cleaned.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cleaned.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cleaned.Cleanup(); err != nil {
+		t.Fatalf("second Cleanup: %v", err)
+	}
+	for name, s := range map[string]*Store{"zero": {}, "cleaned up": cleaned} {
+		bg := context.Background()
+		rkey := store.RequestKey{ClientID: "c", RequestID: "r"}
+		okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
+		_, errClaim := s.Claim(bg, rkey, store.HashBody(nil), time.Minute)
+		unlock, errLock := s.LockOrder(bg, okey, time.Minute)
+		_, errOrder := s.GetOrder(bg, okey)
+		_, errRequest := s.GetRequest(bg, rkey)
+		for op, err := range map[string]error{
+			"Claim":         errClaim,
+			"Release":       s.Release(bg, rkey, "t"),
+			"Finish":        s.Finish(bg, rkey, "t", store.Reply{}, time.Minute),
+			"LockOrder":     errLock,
+			"GetOrder":      errOrder,
+			"CommitSuccess": s.CommitSuccess(bg, okey, nil, store.Order{}, rkey, "t", store.Reply{}, time.Minute),
+			"GetRequest":    errRequest,
+		} {
+			if name == "zero" && !errors.Is(err, store.ErrNotProvisioned) {
+				t.Errorf("%s on a %s Store: %v, want ErrNotProvisioned", op, name, err)
+			}
+			if err == nil {
+				t.Errorf("%s on a %s Store succeeded", op, name)
+			}
+		}
+		if unlock != nil {
+			t.Errorf("LockOrder on a %s Store returned an unlock func", name)
+		}
 	}
 }
 
