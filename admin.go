@@ -158,7 +158,9 @@ func (a *AdminAPI) handleRequest(w http.ResponseWriter, r *http.Request) error {
 
 func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // detailLink URLs stay readable
+	return enc.Encode(v)
 }
 
 // Interface guards
