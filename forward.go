@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -50,6 +51,12 @@ type upstreamReply struct {
 // ctx carries the request's upstream_timeout deadline, which started
 // before the order lock was awaited: the whole answer is bounded by it.
 func (h *Handler) forward(ctx context.Context, r *http.Request, next caddyhttp.Handler, body []byte, clientID, requestID, scenario string) upstreamReply {
+	// The upstream request gets its own copy of Caddy's request variables:
+	// net/http may still be dialing for it after it has been given up on,
+	// and the transport reads those variables while the handler goes on.
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, maps.Clone(vars))
+	}
 	up := r.Clone(ctx)
 	up.Method = http.MethodPost
 	for _, name := range headersRemovedUpstream {

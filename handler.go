@@ -42,13 +42,20 @@ type exchange struct {
 	calledUp    bool
 	claimToken  string
 	claimKey    store.RequestKey
+	tracerID    string
+	// requestID and merchantBizNo are read from a body that failed
+	// validation, for the log line only.
+	requestID     string
+	merchantBizNo string
 }
 
-// ServeHTTP runs the pipeline of CONTRACT §7.1. Every expected outcome is
+// ServeHTTP runs the pipeline of the order-sync contract. Every expected outcome is
 // written here as an envelope and nil is returned: the caller must always
 // get HTTP 200 and a (signed) envelope, never Caddy's error page.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	x := &exchange{r: r, start: time.Now(), clientID: r.Header.Get("Client-Id"), clientLabel: "other"}
+	// The Tracer-Id is read before anything else touches the request's
+	// variables (reading the request uuid the first time writes it).
+	x := &exchange{r: r, start: time.Now(), clientID: r.Header.Get("Client-Id"), clientLabel: "other", tracerID: tracerID(r)}
 	if _, ok := h.clients[x.clientID]; ok {
 		x.clientLabel = x.clientID
 	}
@@ -84,6 +91,7 @@ func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Han
 		return nil, h.fail(x, codeParamIllegal, "json", err.Error())
 	}
 	if err := h.validator.ValidateBase(doc); err != nil {
+		x.requestID, x.merchantBizNo = loggableIDs(doc)
 		return nil, h.fail(x, codeParamIllegal, "schema", err.Error())
 	}
 	req, err := message.Parse(raw)
@@ -301,7 +309,7 @@ func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o
 	if x.replay {
 		code = replayedCode(rep.Body)
 	}
-	writeReply(w, *rep, tracerID(x.r))
+	writeReply(w, *rep, x.tracerID)
 	h.observe(x, code)
 }
 
@@ -352,6 +360,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 func (h *Handler) authenticate(x *exchange) (outcome, bool) {
 	r := x.r
 	if x.clientID == "" {
+		h.metrics.signatureFailures.WithLabelValues("client").Inc()
 		return h.fail(x, codeInvalidClient, "client", "Client-Id: missing"), false
 	}
 	c := h.clients[x.clientID]
@@ -449,4 +458,21 @@ func signedPath(r *http.Request) string {
 		return orig.URL.Path
 	}
 	return r.URL.Path
+}
+
+// loggableIDs picks requestId and merchantBizNo out of a body that failed
+// validation, so its log line can still be found by the caller's ids.
+// Values that are not short strings are left out.
+func loggableIDs(doc any) (requestID, merchantBizNo string) {
+	m, ok := doc.(map[string]any)
+	if !ok {
+		return "", ""
+	}
+	pick := func(key string) string {
+		if v, ok := m[key].(string); ok && len(v) <= 64 {
+			return v
+		}
+		return ""
+	}
+	return pick("requestId"), pick("merchantBizNo")
 }

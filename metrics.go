@@ -117,22 +117,27 @@ func (h *Handler) observe(x *exchange, code resultCode) {
 			zap.String("open_id", mask(x.req.OpenID)),
 		)
 	}
+	if x.req == nil && (x.requestID != "" || x.merchantBizNo != "") {
+		fields = append(fields, zap.String("request_id", x.requestID), zap.String("merchant_biz_no", x.merchantBizNo))
+	}
 	if x.calledUp {
 		fields = append(fields, zap.Duration("upstream_duration", x.upstream))
 	}
 	h.logger.Info("order sync", fields...)
 }
 
-// mask keeps the first and last two characters of a user identifier:
-// enough to correlate with a merchant's report, not enough to identify.
+// mask keeps the first and last two characters of a long user
+// identifier: enough to correlate with a merchant's report, not enough to
+// identify. Short ones are hidden whole.
 func mask(s string) string {
 	if s == "" {
 		return ""
 	}
-	if len(s) <= 4 {
+	r := []rune(s)
+	if len(r) <= 8 {
 		return "****"
 	}
-	return s[:2] + "****" + s[len(s)-2:]
+	return string(r[:2]) + "****" + string(r[len(r)-2:])
 }
 
 // replayedCode reads the result code back from a stored envelope so that
