@@ -377,3 +377,45 @@ func signedPathOf(c call) string {
 	}
 	return syncPath
 }
+
+// sendConcurrently sends n signed copies of body at once, the i-th to
+// urlFor(i), and returns every answer (failures are reported, not fatal,
+// since they happen off the test goroutine).
+func sendConcurrently(t testing.TB, n int, urlFor func(i int) string, body []byte) []answer {
+	t.Helper()
+	var wg sync.WaitGroup
+	answers := make([]answer, n)
+	for i := range answers {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			a, err := trySend(t, urlFor(i), signed(t, body))
+			if err != nil {
+				t.Error(err)
+			}
+			answers[i] = a
+		}(i)
+	}
+	wg.Wait()
+	return answers
+}
+
+// sameSuccess asserts that concurrent copies of one request got either U
+// or one and the same SUCCESS envelope, and returns that envelope.
+func sameSuccess(t testing.TB, answers []answer) []byte {
+	t.Helper()
+	var success []byte
+	for _, a := range answers {
+		switch a.env.Result.ResultCode {
+		case "SUCCESS":
+			if success != nil && !bytes.Equal(success, a.body) {
+				t.Error("two different SUCCESS answers for one requestId")
+			}
+			success = a.body
+		case "UNKNOWN_EXCEPTION":
+		default:
+			t.Errorf("unexpected answer %s", a.body)
+		}
+	}
+	return success
+}

@@ -62,29 +62,8 @@ func TestTwoInstancesOnOneRedisDecideOnce(t *testing.T) {
 	t.Run("duplicates across instances", func(t *testing.T) {
 		body := newOrder().bytes()
 		before := up.count()
-		var wg sync.WaitGroup
-		answers := make([]answer, 50)
-		for i := range answers {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				answers[i] = send(t, instances[i%2].url(), signed(t, body))
-			}(i)
-		}
-		wg.Wait()
-		var success []byte
-		for _, ans := range answers {
-			switch ans.env.Result.ResultCode {
-			case "SUCCESS":
-				if success != nil && !bytes.Equal(success, ans.body) {
-					t.Error("two different SUCCESS answers for one requestId")
-				}
-				success = ans.body
-			case "UNKNOWN_EXCEPTION":
-			default:
-				t.Errorf("unexpected %s", ans.body)
-			}
-		}
+		answers := sendConcurrently(t, 50, func(i int) string { return instances[i%2].url() }, body)
+		success := sameSuccess(t, answers)
 		if n := up.count() - before; n != 1 {
 			t.Errorf("upstream saw one requestId %d times across two instances", n)
 		}

@@ -214,29 +214,8 @@ func TestConcurrentDuplicatesReachUpstreamOnce(t *testing.T) {
 	})
 	in := gateway{upstream: up.addr()}.start(t)
 	body := newOrder().bytes()
-	var wg sync.WaitGroup
-	answers := make([]answer, 50)
-	for i := range answers {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			answers[i] = send(t, in.url(), signed(t, body))
-		}(i)
-	}
-	wg.Wait()
-	var successBody []byte
-	for _, a := range answers {
-		switch a.env.Result.ResultCode {
-		case "SUCCESS":
-			if successBody != nil && !bytes.Equal(successBody, a.body) {
-				t.Errorf("two different SUCCESS bodies for one requestId")
-			}
-			successBody = a.body
-		case "UNKNOWN_EXCEPTION":
-		default:
-			t.Errorf("unexpected answer %s", a.body)
-		}
-	}
+	answers := sendConcurrently(t, 50, func(int) string { return in.url() }, body)
+	successBody := sameSuccess(t, answers)
 	if up.count() != 1 {
 		t.Errorf("upstream called %d times for 50 identical requests", up.count())
 	}
