@@ -96,7 +96,7 @@ func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Han
 	}
 	req, err := message.Parse(raw)
 	if err != nil {
-		return nil, h.fail(x, codeParamIllegal, "json", "body: "+err.Error())
+		return nil, h.fail(x, codeParamIllegal, "json", err.Error())
 	}
 	x.req = req
 	if c := h.clients[x.clientID]; c != nil && c.merchants != nil {
