@@ -199,3 +199,32 @@ func TestOfflineAnswersUnsupportedBusiness(t *testing.T) {
 		t.Error("upstream called while offline")
 	}
 }
+
+// TestInsecureSkipVerify: development mode accepts unsigned requests and
+// says so loudly at load.
+func TestInsecureSkipVerify(t *testing.T) {
+	up := newUpstream(t, jsonReply(200, alipaySuccess))
+	in := startCaddy(t, func(in *instance) string {
+		return fmt.Sprintf(`{
+	admin localhost:%d
+	persist_config off
+}
+http://127.0.0.1:%d {
+	route %s {
+		alipay_order_sync {
+			insecure_skip_verify
+			store bbolt %s/orders.db
+		}
+		reverse_proxy %s
+	}
+}
+`, in.adminPort, in.port, syncPath, in.dataDir, up.addr())
+	}, caddyOptions{})
+	a := send(t, in.url(), call{clientID: "ANY-CLIENT", body: newOrder().bytes()}).expect(t, "SUCCESS", "S")
+	if a.header.Get("Signature") != "" {
+		t.Error("unsigned config signed its reply")
+	}
+	if !strings.Contains(in.logs.String(), "insecure_skip_verify is on") {
+		t.Error("no warning logged for insecure_skip_verify")
+	}
+}
