@@ -40,17 +40,9 @@ func unregisterStore(h *Handler) {
 func activeStores() []store.Store {
 	activeHandlersMu.RLock()
 	defer activeHandlersMu.RUnlock()
-	seen := map[any]bool{}
-	var out []store.Store
+	// Handlers sharing one bbolt file answer alike; asking each is cheap.
+	out := make([]store.Store, 0, len(activeHandlers))
 	for h := range activeHandlers {
-		key := any(h.store)
-		if sh, ok := h.storeModule.(interface{ SharedKey() string }); ok {
-			key = sh.SharedKey()
-		}
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
 		out = append(out, h.store)
 	}
 	return out

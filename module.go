@@ -90,17 +90,16 @@ type Handler struct {
 	// Offline answers every request with UN_SUPPORT_BUSINESS (maintenance).
 	Offline bool `json:"offline,omitempty"`
 
-	clients     map[string]*client
-	signer      *signer
-	scenarios   []*scenario
-	validator   *schema.Validator
-	store       store.Store
-	statusMap   map[string]resultCode
-	timeWindow  time.Duration
-	metrics     *metrics
-	logger      *zap.Logger
-	registered  bool
-	storeModule any
+	clients    map[string]*client
+	signer     *signer
+	scenarios  []*scenario
+	validator  *schema.Validator
+	store      store.Store
+	statusMap  map[string]resultCode
+	timeWindow time.Duration
+	metrics    *metrics
+	logger     *zap.Logger
+	registered bool
 }
 
 // ClientConfig registers one caller (a Client-Id issued by AlipayHK).
@@ -235,7 +234,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("alipay_order_sync: store: module %T is not a state store", mod)
 	}
-	h.storeModule = mod
 	h.store = st
 	registerStore(h)
 	h.registered = true
