@@ -25,13 +25,13 @@ var (
 	activeHandlers   = map[*Handler]struct{}{}
 )
 
-func registerStore(h *Handler) {
+func registerHandler(h *Handler) {
 	activeHandlersMu.Lock()
 	activeHandlers[h] = struct{}{}
 	activeHandlersMu.Unlock()
 }
 
-func unregisterStore(h *Handler) {
+func unregisterHandler(h *Handler) {
 	activeHandlersMu.Lock()
 	delete(activeHandlers, h)
 	activeHandlersMu.Unlock()

@@ -235,7 +235,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("alipay_order_sync: store: module %T is not a state store", mod)
 	}
 	h.store = st
-	registerStore(h)
+	registerHandler(h)
 	h.registered = true
 	return nil
 }
@@ -466,7 +466,7 @@ func (h *Handler) Validate() error {
 // handler whose Provision failed half-way.
 func (h *Handler) Cleanup() error {
 	if h.registered {
-		unregisterStore(h)
+		unregisterHandler(h)
 		h.registered = false
 	}
 	return nil
