@@ -15,17 +15,25 @@
 // process, and within it by one DB. The Caddy module (Store) shares the DB
 // of a path between every handler and across config reloads through a
 // caddy.UsagePool. Order locks are therefore in-process, kept in the DB.
-// The same exclusivity lets a DB recognize the claims of an earlier
-// process: every claim token starts with an id drawn when the file was
-// opened, and a claim with another id was left by a process that died (or
-// a DB that was closed) mid-flight, so it is treated as expired at once.
+//
+// For the same reason in-flight claims are kept in memory, in the DB (see
+// claimTable), and only done records (Finish, CommitSuccess) are written
+// to the file. A claim is only worth anything to the process that holds
+// it: were it written, a claim left by a process that died (or a DB that
+// was closed) mid-flight would have to be treated as expired at once by
+// the next DB anyway, since its owner can never finish it. Keeping claims
+// in memory gives exactly that, and saves the fsync of a write per new
+// request: a first-time request costs one fsync (its done record), and a
+// Claim or Release costs none. The requests bucket therefore holds done
+// records only; in-flight records written by earlier versions of this
+// package read as absent and are swept.
 //
 // Expired replay records read as absent and are deleted by a sweeper
-// goroutine that runs while the DB is open. Orders never expire.
+// goroutine that runs while the DB is open; it drops claims whose lease
+// ended too. Orders never expire.
 package bboltstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -93,11 +101,11 @@ type Options struct {
 // DB is a bbolt file opened as a store.Store. It is safe for concurrent
 // use. Close it when done; operations after Close fail.
 type DB struct {
-	bolt  *bolt.DB
-	path  string
-	epoch []byte // prefix of every claim token minted by this DB
-	log   *zap.Logger
-	locks lockTable
+	bolt   *bolt.DB
+	path   string
+	log    *zap.Logger
+	locks  lockTable
+	claims claimTable
 
 	stop      chan struct{}
 	sweeping  sync.WaitGroup
@@ -147,11 +155,10 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("bbolt store: opening %s: %w", path, err)
 	}
 	db := &DB{
-		bolt:  bdb,
-		path:  path,
-		epoch: []byte(rand.Text()[:16]),
-		log:   opts.Logger,
-		stop:  make(chan struct{}),
+		bolt: bdb,
+		path: path,
+		log:  opts.Logger,
+		stop: make(chan struct{}),
 	}
 	if opts.SweepInterval > 0 {
 		db.sweeping.Add(1)
@@ -207,29 +214,32 @@ func positive(op, what string, d time.Duration) error {
 	return nil
 }
 
-func (db *DB) newToken() string { return string(db.epoch) + rand.Text() }
+// newToken returns a claim token. Tokens are only ever compared with the
+// claims in this DB's memory, so a token of an earlier process (or of a
+// closed DB) matches nothing.
+func newToken() string { return rand.Text() }
 
-// live reports whether a record still counts: a done record until its TTL
-// ends; a claim until its lease ends, and only if it was made by this DB
-// (an earlier process's claim can never be finished).
-func (db *DB) live(h recordHead, now time.Time) bool {
-	if h.expired(now) {
+// closed reports whether Close was called, for the operations that may not
+// touch the file.
+func (db *DB) closed() bool {
+	select {
+	case <-db.stop:
+		return true
+	default:
 		return false
 	}
-	return h.state == stateDone || bytes.HasPrefix(h.rest, db.epoch)
 }
 
-// owns reports whether token holds the claim stored in v. A claim whose
-// lease ended is still its owner's until someone takes it over (or the
-// sweeper removes it): finishing it harms nobody, and refusing would turn
-// an upstream's success into an answer the caller must retry.
-func owns(v []byte, token string) bool {
-	h, err := parseHead(v)
-	return err == nil && h.state == stateInFlight && string(h.rest) == token
+// liveRecord reports whether a stored record still counts: a done record until
+// its TTL ends. An in-flight record in the file was written by an earlier
+// version of this package, by a process that is gone, so it can never be
+// finished and never counts.
+func liveRecord(h recordHead, now time.Time) bool {
+	return h.state == stateDone && !h.expired(now)
 }
 
 // examine decides a Claim from the stored record v, if it is live.
-func (db *DB) examine(v []byte, hash store.BodyHash, now time.Time) (res store.ClaimResult, live bool, err error) {
+func examine(v []byte, hash store.BodyHash, now time.Time) (res store.ClaimResult, live bool, err error) {
 	if v == nil {
 		return res, false, nil
 	}
@@ -237,25 +247,33 @@ func (db *DB) examine(v []byte, hash store.BodyHash, now time.Time) (res store.C
 	if err != nil {
 		return res, false, err
 	}
-	if !db.live(h, now) {
+	if !liveRecord(h, now) {
 		return res, false, nil
 	}
-	switch {
-	case h.hash != hash:
-		res.Status = store.Mismatch
-	case h.state == stateInFlight:
-		res.Status = store.InFlight
-	default:
-		res.Reply, err = decodeReply(h.rest)
-		if err != nil {
-			return store.ClaimResult{}, false, err
-		}
-		res.Status = store.Done
+	if h.hash != hash {
+		return store.ClaimResult{Status: store.Mismatch}, true, nil
 	}
+	res.Reply, err = decodeReply(h.rest)
+	if err != nil {
+		return store.ClaimResult{}, false, err
+	}
+	res.Status = store.Done
 	return res, true, nil
 }
 
-// Claim implements store.Store.
+// readDone decides a Claim from the file alone: Done or Mismatch if it
+// holds a live done record for k.
+func (db *DB) readDone(k []byte, hash store.BodyHash) (res store.ClaimResult, live bool, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		res, live, err = examine(tx.Bucket(bucketRequests).Get(k), hash, time.Now())
+		return err
+	})
+	return res, live, err
+}
+
+// Claim implements store.Store. It writes nothing to the file: the claim
+// is kept in memory (see claimTable).
 func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, lease time.Duration) (store.ClaimResult, error) {
 	if err := positive("claim", "lease", lease); err != nil {
 		return store.ClaimResult{}, err
@@ -267,15 +285,9 @@ func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHa
 	if err != nil {
 		return store.ClaimResult{}, fail("claim", err)
 	}
-	// Most answers (replays, duplicates in flight) need no write, and a
-	// read transaction costs no fsync and waits for no writer.
-	var res store.ClaimResult
-	var live bool
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		var err error
-		res, live, err = db.examine(tx.Bucket(bucketRequests).Get(k), hash, time.Now())
-		return err
-	})
+	// Replays, the common answer, need only a read transaction, which
+	// waits for no writer and takes no lock of ours.
+	res, live, err := db.readDone(k, hash)
 	if err != nil {
 		return store.ClaimResult{}, fail("claim", err)
 	}
@@ -283,30 +295,32 @@ func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHa
 		return res, nil
 	}
 
-	token := db.newToken()
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
-		// Batch may run this more than once: start from nothing each time.
-		res = store.ClaimResult{}
-		b := tx.Bucket(bucketRequests)
-		now := time.Now()
-		r, live, err := db.examine(b.Get(k), hash, now)
-		if err != nil {
-			return err
-		}
-		if live {
-			res = r // someone claimed it since our read
-			return nil
-		}
-		res = store.ClaimResult{Status: store.Claimed, Token: token}
-		return b.Put(k, encodeClaim(hash, now.Add(lease), token))
-	})
+	ks := string(k)
+	db.claims.mu.Lock()
+	defer db.claims.mu.Unlock()
+	if c := db.claims.get(ks); c != nil && c.live(time.Now()) {
+		return c.result(hash), nil
+	}
+	// No live claim. Its done record may have been written since the read
+	// above (a commit that ended in between), so read again: with the
+	// lock held and no live claim, no done record of k can appear until
+	// ours is in place.
+	res, live, err = db.readDone(k, hash)
 	if err != nil {
 		return store.ClaimResult{}, fail("claim", err)
 	}
-	return res, nil
+	if live {
+		return res, nil
+	}
+	token := newToken()
+	// Replaces an expired claim, if any: taken over, its owner's Finish
+	// and CommitSuccess now fail with ErrNotOwner.
+	db.claims.put(ks, &heldClaim{hash: hash, token: token, expires: time.Now().Add(lease)})
+	return store.ClaimResult{Status: store.Claimed, Token: token}, nil
 }
 
-// Release implements store.Store.
+// Release implements store.Store. It writes nothing to the file. A claim
+// whose Finish or CommitSuccess is under way is not released.
 func (db *DB) Release(ctx context.Context, key store.RequestKey, token string) error {
 	if err := ctx.Err(); err != nil {
 		return fail("release", err)
@@ -315,21 +329,15 @@ func (db *DB) Release(ctx context.Context, key store.RequestKey, token string) e
 	if err != nil {
 		return fail("release", err)
 	}
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRequests)
-		if !owns(b.Get(k), token) {
-			return nil // taken over, finished or gone: not ours to drop
-		}
-		return b.Delete(k)
-	})
-	if err != nil {
-		return fail("release", err)
+	if db.closed() {
+		return fail("release", bolterrors.ErrDatabaseNotOpen)
 	}
+	db.claims.release(string(k), token)
 	return nil
 }
 
 // Finish implements store.Store. A claim whose lease ended but that nobody
-// took over can still be finished (see owns).
+// took over can still be finished (see claimTable.begin).
 func (db *DB) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
 	if err := positive("finish", "ttl", ttl); err != nil {
 		return err
@@ -342,22 +350,20 @@ func (db *DB) Finish(ctx context.Context, key store.RequestKey, token string, re
 		return fail("finish", err)
 	}
 	enc := encodeReply(reply)
-	var result error
+	// Marked committing, the claim cannot be taken over while the record
+	// is written, even if its lease ends during the fsync.
+	c := db.claims.begin(string(k), token)
+	if c == nil {
+		return store.ErrNotOwner
+	}
 	err = db.bolt.Batch(func(tx *bolt.Tx) error {
-		result = nil
-		b := tx.Bucket(bucketRequests)
-		v := b.Get(k)
-		if !owns(v, token) {
-			result = store.ErrNotOwner
-			return nil
-		}
-		h, _ := parseHead(v) // owns parsed it
-		return b.Put(k, encodeDone(h.hash, time.Now().Add(ttl), enc))
+		return tx.Bucket(bucketRequests).Put(k, encodeDone(c.hash, time.Now().Add(ttl), enc))
 	})
+	db.claims.end(string(k), c, err == nil)
 	if err != nil {
 		return fail("finish", err)
 	}
-	return result
+	return nil
 }
 
 // LockOrder implements store.Store. The lock is in-process: bbolt's file
@@ -417,15 +423,17 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 		return fail("commit success", err)
 	}
 	enc := encodeReply(reply)
+	// As in Finish: the claim stays ours, and blocks its key, until the
+	// write is over.
+	c := db.claims.begin(string(rk), token)
+	if c == nil {
+		return store.ErrNotOwner
+	}
 	var result error
 	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+		// Batch may run this more than once: start from nothing each time.
 		result = nil
 		requests, orders := tx.Bucket(bucketRequests), tx.Bucket(bucketOrders)
-		v := requests.Get(rk)
-		if !owns(v, token) {
-			result = store.ErrNotOwner
-			return nil
-		}
 		same, err := sameVersion(orders.Get(ok), prev)
 		if err != nil {
 			return err
@@ -434,12 +442,12 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 			result = store.ErrConflict
 			return nil
 		}
-		h, _ := parseHead(v)
 		if err := orders.Put(ok, order); err != nil {
 			return err
 		}
-		return requests.Put(rk, encodeDone(h.hash, time.Now().Add(ttl), enc))
+		return requests.Put(rk, encodeDone(c.hash, time.Now().Add(ttl), enc))
 	})
+	db.claims.end(string(rk), c, err == nil && result == nil)
 	if err != nil {
 		return fail("commit success", err)
 	}
@@ -455,8 +463,31 @@ func (db *DB) GetRequest(ctx context.Context, key store.RequestKey) (*store.Requ
 	if err != nil {
 		return nil, fail("get request", err)
 	}
+	rec, err := db.readRecord(k)
+	if err != nil {
+		return nil, fail("get request", err)
+	}
+	if rec != nil {
+		return rec, nil
+	}
+	// As in Claim: a claim's done record may have been written since the
+	// read, so under the lock read the file again if no claim is live.
+	db.claims.mu.Lock()
+	defer db.claims.mu.Unlock()
+	if c := db.claims.get(string(k)); c != nil && c.live(time.Now()) {
+		return &store.RequestRecord{BodyHash: c.hash, ExpiresAt: c.expires}, nil
+	}
+	rec, err = db.readRecord(k)
+	if err != nil {
+		return nil, fail("get request", err)
+	}
+	return rec, nil
+}
+
+// readRecord returns the live done record of k in the file, or nil.
+func (db *DB) readRecord(k []byte) (*store.RequestRecord, error) {
 	var rec *store.RequestRecord
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketRequests).Get(k)
 		if v == nil {
 			return nil
@@ -465,22 +496,17 @@ func (db *DB) GetRequest(ctx context.Context, key store.RequestKey) (*store.Requ
 		if err != nil {
 			return err
 		}
-		if !db.live(h, time.Now()) {
+		if !liveRecord(h, time.Now()) {
 			return nil
 		}
-		r := &store.RequestRecord{BodyHash: h.hash, Done: h.state == stateDone, ExpiresAt: time.Unix(0, h.expires)}
-		if r.Done {
-			if r.Reply, err = decodeReply(h.rest); err != nil {
-				return err
-			}
+		reply, err := decodeReply(h.rest)
+		if err != nil {
+			return err
 		}
-		rec = r
+		rec = &store.RequestRecord{BodyHash: h.hash, Done: true, Reply: reply, ExpiresAt: time.Unix(0, h.expires)}
 		return nil
 	})
-	if err != nil {
-		return nil, fail("get request", err)
-	}
-	return rec, nil
+	return rec, err
 }
 
 // Interface guard.

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,12 +237,17 @@ func TestSweeper(t *testing.T) {
 	if _, err := db.LockOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: "stranded"}, short); err != nil {
 		t.Fatal(err)
 	}
+	// An in-flight record as earlier versions wrote them, still within
+	// its lease: dead all the same.
+	putLegacyClaim(t, db, store.RequestKey{ClientID: "c", RequestID: "gone-legacy"}, long)
 
+	// Claims are in memory: on disk only keep-done stays, in memory only
+	// keep-claim.
 	deadline := time.Now().Add(5 * time.Second)
-	for countRequests(t, db) != len(keep) || db.locks.size() != 0 {
+	for countRequests(t, db) != 1 || db.claims.size() != 1 || db.locks.size() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("after the sweeps: %d request records (want %d), %d lock entries (want 0)",
-				countRequests(t, db), len(keep), db.locks.size())
+			t.Fatalf("after the sweeps: %d request records (want 1), %d claims (want 1), %d lock entries (want 0)",
+				countRequests(t, db), db.claims.size(), db.locks.size())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -255,26 +261,51 @@ func TestSweeper(t *testing.T) {
 	}
 }
 
+// putLegacyClaim writes an in-flight record for key, as earlier versions
+// of this package did, with a token no DB of this process made.
+func putLegacyClaim(t *testing.T, db *DB, key store.RequestKey, lease time.Duration) {
+	t.Helper()
+	k, err := joinKey(key.ClientID, key.RequestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRequests).Put(k, encodeClaim(hashA, time.Now().Add(lease), "LEGACYEPOCH00000token"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSweepChunks runs one sweep over more records than a chunk, with
 // live and dead records interleaved.
 func TestSweepChunks(t *testing.T) {
 	db := openTemp(t, Options{SweepInterval: -1})
 	const n = 2*sweepChunk + 17
-	var wg sync.WaitGroup
-	for i := range n {
-		lease := time.Hour
-		if i%3 != 0 {
-			lease = time.Millisecond
-		}
-		wg.Go(func() {
-			key := store.RequestKey{ClientID: "c", RequestID: strings.Repeat("x", i%7) + time.Duration(i).String()}
-			if _, err := db.Claim(ctx, key, hashA, lease); err != nil {
-				t.Error(err)
+	now := time.Now()
+	reply := encodeReply(store.Reply{Status: 200})
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRequests)
+		for i := range n {
+			k, _ := joinKey("c", strings.Repeat("x", i%7)+time.Duration(i).String())
+			var v []byte
+			switch i % 3 {
+			case 0: // live
+				v = encodeDone(hashA, now.Add(time.Hour), reply)
+			case 1: // expired
+				v = encodeDone(hashA, now.Add(-time.Millisecond), reply)
+			default: // an earlier version's claim: never live
+				v = encodeClaim(hashA, now.Add(time.Hour), "LEGACYEPOCH00000token")
 			}
-		})
+			if err := b.Put(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	time.Sleep(5 * time.Millisecond)
 	removed, err := db.sweep()
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +313,165 @@ func TestSweepChunks(t *testing.T) {
 	wantLive := (n + 2) / 3
 	if removed != n-wantLive || countRequests(t, db) != wantLive {
 		t.Fatalf("sweep removed %d, left %d; want %d removed, %d left", removed, countRequests(t, db), n-wantLive, wantLive)
+	}
+}
+
+// TestClaimsInMemory checks that claims cost no disk write, that only done
+// records reach the file, and that every way a claim ends removes it from
+// memory.
+func TestClaimsInMemory(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	key := func(id string) store.RequestKey { return store.RequestKey{ClientID: "c", RequestID: id} }
+	check := func(what string, records, claims int) {
+		t.Helper()
+		if got := countRequests(t, db); got != records {
+			t.Errorf("%s: %d request records on disk, want %d", what, got, records)
+		}
+		if got := db.claims.size(); got != claims {
+			t.Errorf("%s: %d claims in memory, want %d", what, got, claims)
+		}
+	}
+
+	tok := claim(t, db, key("released"), time.Minute)
+	check("after Claim", 0, 1)
+	if rec, err := db.GetRequest(ctx, key("released")); err != nil || rec == nil || rec.Done || rec.BodyHash != hashA {
+		t.Errorf("GetRequest of a claim = %+v, %v; want in flight", rec, err)
+	}
+	if err := db.Release(ctx, key("released"), "not the token"); err != nil {
+		t.Fatal(err)
+	}
+	check("after a Release by a stranger", 0, 1)
+	if err := db.Release(ctx, key("released"), tok); err != nil {
+		t.Fatal(err)
+	}
+	check("after Release", 0, 0)
+
+	if err := db.Finish(ctx, key("finished"), claim(t, db, key("finished"), time.Minute), store.Reply{Status: 200}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	check("after Finish", 1, 0)
+
+	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
+	tok = claim(t, db, key("committed"), time.Minute)
+	if err := db.CommitSuccess(ctx, okey, &store.Order{Status: "X"}, store.Order{Status: "A"}, key("committed"), tok, store.Reply{}, time.Hour); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CommitSuccess with a wrong prev: %v, want ErrConflict", err)
+	}
+	check("after a conflict", 1, 1)
+	if err := db.CommitSuccess(ctx, okey, nil, store.Order{Status: "A"}, key("committed"), tok, store.Reply{}, time.Hour); err != nil {
+		t.Fatalf("CommitSuccess by the owner after a conflict: %v", err)
+	}
+	check("after CommitSuccess", 2, 0)
+
+	claim(t, db, key("expired"), time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	if _, err := db.sweep(); err != nil {
+		t.Fatal(err)
+	}
+	check("after the lease and a sweep", 2, 0)
+
+	// A claim left in the file by an earlier version blocks nothing.
+	putLegacyClaim(t, db, key("legacy"), time.Hour)
+	if rec, err := db.GetRequest(ctx, key("legacy")); err != nil || rec != nil {
+		t.Errorf("GetRequest of a legacy claim = %+v, %v; want nil", rec, err)
+	}
+	if err := db.Finish(ctx, key("legacy"), "LEGACYEPOCH00000token", store.Reply{}, time.Hour); !errors.Is(err, store.ErrNotOwner) {
+		t.Errorf("Finish with the legacy claim's token: %v, want ErrNotOwner", err)
+	}
+	if err := db.Finish(ctx, key("legacy"), claim(t, db, key("legacy"), time.Minute), store.Reply{}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	check("after finishing over a legacy claim", 3, 0)
+
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Claim(ctx, key("closed"), hashA, time.Minute); err == nil {
+		t.Error("Claim on a closed DB succeeded")
+	}
+	if err := db.Release(ctx, key("closed"), "t"); err == nil {
+		t.Error("Release on a closed DB succeeded")
+	}
+}
+
+// TestCommitBlocksTakeover races Claims against a CommitSuccess whose
+// claim's lease has already ended. Once the commit has begun it holds the
+// claim until the done record is on disk: no Claim may win while the record
+// is being written, nor after.
+func TestCommitBlocksTakeover(t *testing.T) {
+	// A long batch delay keeps the write, and the race, open a while.
+	// Sweeps are run by hand: one before the commit began would drop the
+	// expired claim.
+	db := openTemp(t, Options{SweepInterval: -1, BatchDelay: 20 * time.Millisecond})
+	for i := range 10 {
+		rkey := store.RequestKey{ClientID: "c", RequestID: fmt.Sprint("r", i)}
+		okey := store.OrderKey{ClientID: "c", MerchantBizNo: fmt.Sprint("m", i)}
+		k, _ := joinKey(rkey.ClientID, rkey.RequestID)
+		tok := claim(t, db, rkey, time.Nanosecond) // expired at once
+		// Only the claim's owner touches it until the commit begins: a
+		// Claim now would take it over.
+		committed := make(chan error, 1)
+		go func() {
+			committed <- db.CommitSuccess(ctx, okey, nil, store.Order{Status: "A"}, rkey, tok, store.Reply{Status: 200}, time.Hour)
+		}()
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			db.claims.mu.Lock()
+			c := db.claims.get(string(k))
+			begun := c != nil && c.committing
+			db.claims.mu.Unlock()
+			if begun {
+				break
+			}
+			select {
+			case err := <-committed:
+				t.Fatalf("round %d: the commit ended (%v) before it was seen to begin", i, err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the commit never began")
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		var wg sync.WaitGroup
+		var claims atomic.Int32
+		deadline := time.Now().Add(5 * time.Second)
+		for range 8 {
+			wg.Go(func() {
+				for time.Now().Before(deadline) {
+					res, err := db.Claim(ctx, rkey, hashA, time.Minute)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if res.Status == store.Claimed {
+						claims.Add(1)
+					}
+					if res.Status != store.InFlight {
+						return
+					}
+				}
+			})
+		}
+		// Neither a sweep nor a concurrent Release by the owner may free
+		// it either.
+		if _, err := db.sweep(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Release(ctx, rkey, tok); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if err := <-committed; err != nil {
+			t.Fatalf("round %d: CommitSuccess: %v", i, err)
+		}
+		if n := claims.Load(); n != 0 {
+			t.Fatalf("round %d: %d Claims won during or after the commit", i, n)
+		}
+		if res, err := db.Claim(ctx, rkey, hashA, time.Minute); err != nil || res.Status != store.Done {
+			t.Fatalf("round %d: Claim after the commit = %v, %v; want Done", i, res.Status, err)
+		}
+	}
+	if n := db.claims.size(); n != 0 {
+		t.Errorf("%d claims left in memory", n)
 	}
 }
 

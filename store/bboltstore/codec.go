@@ -40,7 +40,9 @@ const (
 	headLen       = 1 + 1 + len(store.BodyHash{}) + 8
 )
 
-// Record states.
+// Record states. This package writes done records only (claims are kept
+// in memory, see claimTable); in-flight records were written by earlier
+// versions, are still parsed so that such a file opens, and never count.
 const (
 	stateInFlight = 1
 	stateDone     = 2
@@ -76,6 +78,8 @@ func appendHead(b []byte, state byte, hash store.BodyHash, expires time.Time) []
 	return binary.BigEndian.AppendUint64(b, uint64(expires.UnixNano()))
 }
 
+// encodeClaim builds an in-flight record as earlier versions wrote them
+// (tests use it to make such files).
 func encodeClaim(hash store.BodyHash, expires time.Time, token string) []byte {
 	b := make([]byte, 0, headLen+len(token))
 	return append(appendHead(b, stateInFlight, hash, expires), token...)

@@ -9,8 +9,9 @@ import (
 )
 
 // sweepLoop deletes expired replay records until Close. The first sweep
-// runs at once, so the claims left by a process that died are cleared soon
-// after the next one opens the file, not an interval later.
+// runs at once, so the in-flight records left in the file by earlier
+// versions of this package are cleared soon after the file is opened, not
+// an interval later.
 func (db *DB) sweepLoop(interval time.Duration) {
 	defer db.sweeping.Done()
 	t := time.NewTicker(interval)
@@ -36,13 +37,17 @@ func (db *DB) sweepLoop(interval time.Duration) {
 	}
 }
 
-// sweep deletes the replay records that are no longer live and drops
-// stranded order locks. It works in chunks: a read transaction finds up to
+// sweep deletes the replay records that are no longer live, and drops
+// stranded order locks and the in-memory claims whose lease ended (their
+// owners never released them, or were taken over by nobody). In the file
+// it works in chunks: a read transaction finds up to
 // sweepChunk dead keys, a short write transaction deletes those still
 // dead, and so on, so that request traffic is never held up for a whole
 // scan. It returns the number of records deleted.
 func (db *DB) sweep() (int, error) {
-	db.locks.sweep(time.Now())
+	now := time.Now()
+	db.locks.sweep(now)
+	db.claims.sweep(now)
 	removed := 0
 	var after []byte // last key examined
 	for {
@@ -70,7 +75,7 @@ func (db *DB) sweep() (int, error) {
 				}
 				n++
 				after = append(after[:0], k...)
-				if db.dead(v, now) {
+				if deadRecord(v, now) {
 					dead = append(dead, bytes.Clone(k))
 				}
 			}
@@ -87,9 +92,9 @@ func (db *DB) sweep() (int, error) {
 				b := tx.Bucket(bucketRequests)
 				now := time.Now()
 				for _, k := range dead {
-					// Checked again: the key may have been claimed anew
-					// since the read.
-					if v := b.Get(k); v != nil && db.dead(v, now) {
+					// Checked again: the key may have been finished
+					// anew since the read.
+					if v := b.Get(k); v != nil && deadRecord(v, now) {
 						if err := b.Delete(k); err != nil {
 							return err
 						}
@@ -109,9 +114,9 @@ func (db *DB) sweep() (int, error) {
 	}
 }
 
-// dead reports whether a stored record no longer counts. Corrupt records
+// deadRecord reports whether a stored record no longer counts. Corrupt records
 // are left alone: deleting them would hide the corruption.
-func (db *DB) dead(v []byte, now time.Time) bool {
+func deadRecord(v []byte, now time.Time) bool {
 	h, err := parseHead(v)
-	return err == nil && !db.live(h, now)
+	return err == nil && !liveRecord(h, now)
 }
