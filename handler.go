@@ -86,6 +86,10 @@ func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Han
 		return nil, o
 	}
 
+	if r.Header.Get("Encrypt") != "" {
+		// AlipayHK publishes no cipher details and no SDK implements it.
+		return nil, h.fail(x, codeParamIllegal, "encrypted", "Encrypt: encrypted request bodies are not supported")
+	}
 	doc, err := schema.Decode(raw)
 	if err != nil {
 		return nil, h.fail(x, codeParamIllegal, "json", err.Error())

@@ -147,6 +147,7 @@ func TestRequestsRefusedBeforeTheUpstream(t *testing.T) {
 		{"unknown client", call{clientID: "NOBODY", body: o.bytes(), key: k.merchant}, "INVALID_CLIENT", "F", []string{"Client-Id"}},
 		{"unknown key version", call{clientID: testClient, body: o.bytes(), key: k.merchant, keyVersion: "7"}, "KEY_NOT_FOUND", "F", []string{"keyVersion"}},
 		{"unsigned", call{clientID: testClient, body: o.bytes()}, "INVALID_SIGNATURE", "F", []string{"Signature"}},
+		{"encrypted body", call{clientID: testClient, body: o.bytes(), key: k.merchant, headers: map[string]string{"Encrypt": "algorithm=RSA_AES,keyVersion=1,symmetricKey=x"}}, "PARAM_ILLEGAL", "F", []string{"Encrypt"}},
 		{"wrong key", call{clientID: testClient, body: o.bytes(), key: k.gateway}, "INVALID_SIGNATURE", "F", []string{"Signature"}},
 		{"stale Request-Time", call{clientID: testClient, body: o.bytes(), key: k.merchant, requestTime: time.Now().Add(-time.Hour).Format(time.RFC3339)}, "INVALID_SIGNATURE", "F", []string{"Request-Time"}},
 		{"future Request-Time", call{clientID: testClient, body: o.bytes(), key: k.merchant, requestTime: time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")}, "INVALID_SIGNATURE", "F", []string{"Request-Time"}},
