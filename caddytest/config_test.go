@@ -32,6 +32,15 @@ func (g gateway) caddyfile(in *instance) string {
 	if g.unsigned {
 		sign = ""
 	}
+	body := fmt.Sprintf("\t\t\tclient %s {\n\t\t\t\tpublic_key_file 1 %s\n\t\t\t}\n\t\t\t%s\n\t\t\t%s\n\t\t\t%s",
+		testClient, k.merchantPub, sign, st, g.options)
+	return routeCaddyfile(in, body, g.upstream, g.proxy)
+}
+
+// routeCaddyfile is a config with one route on the sync path: an
+// alipay_order_sync block whose content is exactly body, then
+// reverse_proxy to upstream with proxyOptions in its block.
+func routeCaddyfile(in *instance, body, upstream, proxyOptions string) string {
 	return fmt.Sprintf(`{
 	admin localhost:%d
 	persist_config off
@@ -40,19 +49,14 @@ func (g gateway) caddyfile(in *instance) string {
 http://127.0.0.1:%d {
 	route %s {
 		alipay_order_sync {
-			client %s {
-				public_key_file 1 %s
-			}
-			%s
-			%s
-			%s
+%s
 		}
 		reverse_proxy %s {
 			%s
 		}
 	}
 }
-`, in.adminPort, in.port, syncPath, testClient, k.merchantPub, sign, st, g.options, g.upstream, g.proxy)
+`, in.adminPort, in.port, syncPath, body, upstream, proxyOptions)
 }
 
 func (g gateway) start(t testing.TB) *instance {

@@ -206,20 +206,7 @@ func TestOfflineAnswersUnsupportedBusiness(t *testing.T) {
 func TestInsecureSkipVerify(t *testing.T) {
 	up := newUpstream(t, jsonReply(200, alipaySuccess))
 	in := startCaddy(t, func(in *instance) string {
-		return fmt.Sprintf(`{
-	admin localhost:%d
-	persist_config off
-}
-http://127.0.0.1:%d {
-	route %s {
-		alipay_order_sync {
-			insecure_skip_verify
-			store bbolt %s/orders.db
-		}
-		reverse_proxy %s
-	}
-}
-`, in.adminPort, in.port, syncPath, in.dataDir, up.addr())
+		return routeCaddyfile(in, "\t\t\tinsecure_skip_verify\n\t\t\tstore bbolt "+in.dataDir+"/orders.db", up.addr(), "")
 	}, caddyOptions{})
 	a := send(t, in.url(), call{clientID: "ANY-CLIENT", body: newOrder().bytes()}).expect(t, "SUCCESS", "S")
 	if a.header.Get("Signature") != "" {

@@ -925,20 +925,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // opsBareCaddyfile is a config whose alipay_order_sync block is exactly
 // body, for configs the gateway type cannot express (no client at all).
 func opsBareCaddyfile(in *instance, body, upstream string) string {
-	return fmt.Sprintf(`{
-	admin localhost:%d
-	persist_config off
-}
-
-http://127.0.0.1:%d {
-	route %s {
-		alipay_order_sync {
-%s
-		}
-		reverse_proxy %s
-	}
-}
-`, in.adminPort, in.port, syncPath, body, upstream)
+	return routeCaddyfile(in, body, upstream, "")
 }
 
 // opsLineOf is the 1-based line of the first line of text containing s.
