@@ -13,9 +13,9 @@ import (
 	"testing"
 )
 
-// vectorsPath is relative to this package directory: the repo checkout sits
-// beside shared/.
-const vectorsPath = "../../shared/vectors/alipay-sdk-signatures.json"
+// vectorsPath holds signatures made by Alipay's official Go SDK (see
+// testdata/README.md for where they come from).
+const vectorsPath = "testdata/alipay-sdk-signatures.json"
 
 type vectorKey struct {
 	Private string `json:"privateKeyPkcs8Base64"`
@@ -57,7 +57,7 @@ func loadVectors(tb testing.TB) *vectorSet {
 	vectorsOnce.Do(func() {
 		data, err := os.ReadFile(vectorsPath)
 		if err != nil {
-			vectorsErr = "SDK signature vectors not found at " + vectorsPath + " (expected the shared/ folder beside the repo checkout): " + err.Error()
+			vectorsErr = "SDK signature vectors not found at " + vectorsPath + ": " + err.Error()
 			return
 		}
 		var vs vectorSet
