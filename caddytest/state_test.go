@@ -161,6 +161,27 @@ func TestResendReturnsStoredOrder(t *testing.T) {
 	sdkVerifies(t, again, demoKeys(t).gatewayPublic)
 }
 
+// TestResendKeepsDistributeResultBytes: the stored order re-sent for the
+// current status carries the upstream's distributeResult exactly, with the
+// characters a JSON encoder likes to escape (& < >) left as they were.
+func TestResendKeepsDistributeResultBytes(t *testing.T) {
+	const dr = `[{"sceneCode":"PASS","extInfo":{"detailLink":"https://example.com/v?a=1&b=<2>","name":"券 & co"}}]`
+	up := newUpstream(t, jsonReply(http.StatusOK, `{"orderId":"ORD-AMP","distributeResult":`+dr+`}`))
+	in := gateway{upstream: up.addr()}.start(t)
+	o := newOrder()
+	first := send(t, in.url(), signed(t, o.bytes())).expect(t, "SUCCESS", "S")
+	if string(first.env.DistributeResult) != dr {
+		t.Fatalf("first answer's distributeResult = %s, want %s", first.env.DistributeResult, dr)
+	}
+	again := send(t, in.url(), signed(t, o.next("TICKETED", 1742977506708).bytes())).expect(t, "SUCCESS", "S")
+	if string(again.env.DistributeResult) != dr {
+		t.Errorf("re-sent status answered distributeResult %s, want the upstream's bytes %s", again.env.DistributeResult, dr)
+	}
+	if up.count() != 1 {
+		t.Errorf("upstream called %d times, want 1", up.count())
+	}
+}
+
 func TestReplayIsByteIdentical(t *testing.T) {
 	up := issuingUpstream(t)
 	in := gateway{upstream: up.addr()}.start(t)

@@ -3,7 +3,7 @@
 //
 // The file has three buckets:
 //
-//	orders    clientId NUL merchantBizNo → the order, JSON
+//	orders    clientId NUL merchantBizNo → the order (store.Order's binary encoding)
 //	requests  clientId NUL requestId     → the replay record, binary (see codec.go)
 //	meta      "format"                   → the file format version
 //
@@ -67,8 +67,9 @@ const (
 )
 
 // formatVersion is written to the meta bucket so that a later, incompatible
-// layout refuses to open an old file instead of misreading it.
-const formatVersion = "1"
+// layout refuses to open an old file instead of misreading it. Version 1
+// (development builds only) kept orders as JSON.
+const formatVersion = "2"
 
 // sweepChunk bounds the keys examined per read transaction and deleted per
 // write transaction by the sweeper, so that it never holds the write lock
@@ -178,7 +179,8 @@ func initBuckets(tx *bolt.Tx) error {
 			return err
 		}
 	case string(v) != formatVersion:
-		return fmt.Errorf("file format %q is not supported (want %q)", v, formatVersion)
+		return fmt.Errorf("file format %q is not supported (want %q); it was written by another version of this module: "+
+			"move the file away to start with an empty state", v, formatVersion)
 	}
 	for _, name := range [][]byte{bucketOrders, bucketRequests} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -418,10 +420,7 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 	if err != nil {
 		return fail("commit success", err)
 	}
-	order, err := encodeOrder(next)
-	if err != nil {
-		return fail("commit success", err)
-	}
+	order := encodeOrder(next)
 	enc := encodeReply(reply)
 	// As in Finish: the claim stays ours, and blocks its key, until the
 	// write is over.
@@ -434,11 +433,13 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 		// Batch may run this more than once: start from nothing each time.
 		result = nil
 		requests, orders := tx.Bucket(bucketRequests), tx.Bucket(bucketOrders)
-		same, err := sameVersion(orders.Get(ok), prev)
-		if err != nil {
-			return err
+		var stored *store.Order
+		if v := orders.Get(ok); v != nil {
+			if stored, err = decodeOrder(v); err != nil {
+				return err
+			}
 		}
-		if !same {
+		if !store.SameVersion(stored, prev) {
 			result = store.ErrConflict
 			return nil
 		}

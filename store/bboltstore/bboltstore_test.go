@@ -159,26 +159,35 @@ func TestOpenTimeout(t *testing.T) {
 	}
 }
 
+// TestOpenRejectsUnknownFormat: a file of another format (a later one, or
+// format 1 of development builds, which kept orders as JSON) is refused
+// with a message naming the file, not misread.
 func TestOpenRejectsUnknownFormat(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "orders.db")
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket(bucketMeta)
+	for _, format := range []string{"1", "99"} {
+		path := filepath.Join(t.TempDir(), "orders.db")
+		bdb, err := bolt.Open(path, 0o600, nil)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		return b.Put(keyFormat, []byte("99"))
-	})
-	bdb.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if db, err := Open(path, Options{}); err == nil {
-		db.Close()
-		t.Fatal("Open of a file with an unknown format succeeded")
+		err = bdb.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			return b.Put(keyFormat, []byte(format))
+		})
+		bdb.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := Open(path, Options{})
+		if err == nil {
+			db.Close()
+			t.Fatalf("Open of a file with format %s succeeded", format)
+		}
+		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "format") {
+			t.Errorf("error %q does not name the file and its format", err)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package bboltstore
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -109,36 +108,17 @@ func decodeReply(b []byte) (*store.Reply, error) {
 	return &r, nil
 }
 
-// Orders are JSON: they are small, written once per accepted change, and
-// JSON keeps fields added to store.Order later without a format change.
-// (Compacting DistributeResult on the way in changes no JSON value.)
-func encodeOrder(o store.Order) ([]byte, error) { return json.Marshal(o) }
+// Orders are store.Order's binary encoding, shared with every backend, so
+// that the upstream's distributeResult comes back byte for byte.
+func encodeOrder(o store.Order) []byte {
+	b, _ := o.MarshalBinary()
+	return b
+}
 
 func decodeOrder(b []byte) (*store.Order, error) {
 	var o store.Order
-	if err := json.Unmarshal(b, &o); err != nil {
+	if err := o.UnmarshalBinary(b); err != nil {
 		return nil, err
 	}
 	return &o, nil
-}
-
-// orderVersion is what CommitSuccess compares: the fields that identify
-// one accepted change of an order.
-type orderVersion struct {
-	Status     string `json:"status"`
-	ModifyTime int64  `json:"modifyTime"`
-	RequestID  string `json:"requestId"`
-}
-
-// sameVersion reports whether the stored order (nil if none) is the one
-// prev describes (nil: there must be none).
-func sameVersion(stored []byte, prev *store.Order) (bool, error) {
-	if stored == nil || prev == nil {
-		return stored == nil && prev == nil, nil
-	}
-	var v orderVersion
-	if err := json.Unmarshal(stored, &v); err != nil {
-		return false, err
-	}
-	return v.Status == prev.Status && v.ModifyTime == prev.ModifyTime && v.RequestID == prev.RequestID, nil
 }

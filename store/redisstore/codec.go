@@ -1,10 +1,6 @@
 package redisstore
 
-import (
-	"encoding/json"
-
-	"github.com/caddy-alipay/ordersync/store"
-)
+import "github.com/caddy-alipay/ordersync/store"
 
 // Replies are stored as store.Reply's binary encoding (MarshalBinary),
 // in the request hash's "r" field.
@@ -21,24 +17,15 @@ func decodeReply(b []byte) (store.Reply, error) {
 	return r, err
 }
 
-// storedOrder is store.Order with DistributeResult as plain bytes:
-// encoding/json compacts and HTML-escapes a json.RawMessage, and the
-// upstream's array must come back exactly as it was accepted.
-type storedOrder struct {
-	store.Order
-	DistributeResult []byte `json:"distributeResult"`
-}
-
-func encodeOrder(o store.Order) ([]byte, error) {
-	return json.Marshal(storedOrder{Order: o, DistributeResult: o.DistributeResult})
+// Orders are store.Order's binary encoding, in the order hash's "o" field,
+// as in every backend.
+func encodeOrder(o store.Order) []byte {
+	b, _ := o.MarshalBinary()
+	return b
 }
 
 func decodeOrder(b []byte) (store.Order, error) {
-	var s storedOrder
-	if err := json.Unmarshal(b, &s); err != nil {
-		return store.Order{}, err
-	}
-	o := s.Order
-	o.DistributeResult = s.DistributeResult
-	return o, nil
+	var o store.Order
+	err := o.UnmarshalBinary(b)
+	return o, err
 }

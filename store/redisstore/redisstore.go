@@ -318,10 +318,7 @@ func (c *Client) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *s
 	if err != nil {
 		return err
 	}
-	blob, err := encodeOrder(next)
-	if err != nil {
-		return fail("commit success", err)
-	}
+	blob := encodeOrder(next)
 	args := make([]any, 0, 11)
 	args = append(args, token)
 	if prev == nil {

@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -151,15 +150,20 @@ func sampleReply(tag string) store.Reply {
 	}
 }
 
+// sampleOrder's distributeResult has what a JSON encoder likes to rewrite:
+// characters encoding/json HTML-escapes (& < > U+2028 U+2029), insignificant
+// whitespace and non-ASCII text. The upstream's bytes must come back
+// unchanged (CONTRACT §7.5), so the suite compares them byte for byte.
 func sampleOrder(status string, modifyTime int64, requestID string) store.Order {
 	return store.Order{
-		Scenario:         "queue",
-		Status:           status,
-		ModifyTime:       modifyTime,
-		OrderID:          "upstream-" + status,
-		DistributeResult: json.RawMessage(`[{"sceneCode":"GIFT","extInfo":{"benefitId":"b-` + status + `"}}]`),
-		RequestID:        requestID,
-		UpdatedAt:        time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC),
+		Scenario:   "queue",
+		Status:     status,
+		ModifyTime: modifyTime,
+		OrderID:    "upstream-" + status,
+		DistributeResult: json.RawMessage(`[ {"sceneCode":"GIFT", "extInfo":{"benefitId":"b-` + status +
+			`","detailLink":"https://example.com/p?a=1&b=<2>","note":"券\u2028` + "  " + `"}}]`),
+		RequestID: requestID,
+		UpdatedAt: time.Date(2026, 1, 2, 3, 4, 5, 678_000_001, time.UTC),
 	}
 }
 
@@ -263,8 +267,9 @@ func replyDiff(got *store.Reply, want store.Reply) string {
 }
 
 // orderDiff describes how got differs from want, or returns "". The
-// distribute result is compared as JSON (a backend may store it compacted)
-// and times by instant (a backend may store them in UTC).
+// distribute result is compared byte for byte (it is replayed to callers as
+// the upstream sent it) and times by instant (a backend may store them in
+// UTC).
 func orderDiff(got *store.Order, want store.Order) string {
 	if got == nil {
 		return "order is nil"
@@ -276,21 +281,10 @@ func orderDiff(got *store.Order, want store.Order) string {
 	if !got.UpdatedAt.Equal(want.UpdatedAt) {
 		return fmt.Sprintf("updatedAt %v, want %v", got.UpdatedAt, want.UpdatedAt)
 	}
-	if !jsonEqual(got.DistributeResult, want.DistributeResult) {
-		return fmt.Sprintf("distributeResult %s, want %s", got.DistributeResult, want.DistributeResult)
+	if !bytes.Equal(got.DistributeResult, want.DistributeResult) {
+		return fmt.Sprintf("distributeResult %q, want %q", got.DistributeResult, want.DistributeResult)
 	}
 	return ""
-}
-
-func jsonEqual(a, b json.RawMessage) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return len(a) == len(b)
-	}
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return bytes.Equal(a, b)
-	}
-	return reflect.DeepEqual(x, y)
 }
 
 // --- Claim ---

@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func marshal(t testing.TB, r Reply) []byte {
@@ -174,6 +176,164 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		again, err := unmarshal(marshal(t, r))
 		if err != nil || !reflect.DeepEqual(again, r) {
 			t.Fatalf("re-encode of %#v: %#v, %v", r, again, err)
+		}
+	})
+}
+
+func sampleOrder() Order {
+	return Order{
+		Scenario: "gift_card", Status: "TICKETED", ModifyTime: 1742977506708, OrderID: "o-1",
+		// What encoding/json would rewrite: HTML characters, U+2028/9 and
+		// whitespace between tokens.
+		DistributeResult: []byte("[ {\"sceneCode\" : \"<a&b>\",\n \"extInfo\":{\"x\":\"\u2028\u2029\"}} ]"),
+		RequestID:        "r-1",
+		UpdatedAt:        time.Date(2025, 3, 26, 8, 25, 6, 708000001, time.UTC),
+	}
+}
+
+func TestOrderRoundTrip(t *testing.T) {
+	empty := sampleOrder()
+	empty.DistributeResult = []byte{}
+	absent := sampleOrder()
+	absent.DistributeResult = nil
+	old := sampleOrder()
+	old.UpdatedAt = time.Date(1969, 7, 20, 20, 17, 40, 999999999, time.UTC)
+	for name, o := range map[string]Order{
+		"exact bytes":                 sampleOrder(),
+		"zero":                        {},
+		"empty distributeResult":      empty,
+		"no distributeResult":         absent,
+		"before 1970":                 old,
+		"negative modifyTime, binary": {Status: "\x00\xff", ModifyTime: -1, RequestID: "\n"},
+	} {
+		b, err := o.MarshalBinary()
+		if err != nil {
+			t.Fatalf("%s: MarshalBinary: %v", name, err)
+		}
+		if b[0] != orderFormat {
+			t.Errorf("%s: encoding starts with %d, want the format version %d", name, b[0], orderFormat)
+		}
+		var got Order
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, o) {
+			t.Errorf("%s: round trip gave %#v, want %#v", name, got, o)
+		}
+		if !bytes.Equal(got.DistributeResult, o.DistributeResult) || (got.DistributeResult == nil) != (o.DistributeResult == nil) {
+			t.Errorf("%s: distributeResult %q, want %q", name, got.DistributeResult, o.DistributeResult)
+		}
+	}
+}
+
+// TestOrderKeepsInstant: an UpdatedAt in another zone comes back as the
+// same instant in UTC.
+func TestOrderKeepsInstant(t *testing.T) {
+	o := sampleOrder()
+	o.UpdatedAt = time.Date(2025, 3, 26, 16, 25, 6, 5, time.FixedZone("HKT", 8*3600))
+	b, _ := o.MarshalBinary()
+	var got Order
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !got.UpdatedAt.Equal(o.UpdatedAt) || got.UpdatedAt.Location() != time.UTC {
+		t.Errorf("UpdatedAt = %v, want %v in UTC", got.UpdatedAt, o.UpdatedAt)
+	}
+}
+
+func TestOrderUnmarshalRejectsDamage(t *testing.T) {
+	full, _ := sampleOrder().MarshalBinary()
+	want := Order{Status: "unchanged"}
+	for i := range len(full) {
+		got := want
+		if err := got.UnmarshalBinary(full[:i]); err == nil {
+			t.Errorf("truncated to %d bytes: no error", i)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("a failed decode changed the order to %#v", got)
+		}
+	}
+	var o Order
+	if err := o.UnmarshalBinary(append(full[:len(full):len(full)], 0)); err == nil {
+		t.Error("trailing byte: no error")
+	}
+	bad := bytes.Clone(full)
+	bad[0] = 9
+	if err := o.UnmarshalBinary(bad); err == nil {
+		t.Error("unknown version: no error")
+	}
+	// JSON, as earlier development versions stored orders, is refused.
+	if err := o.UnmarshalBinary([]byte(`{"status":"A"}`)); err == nil {
+		t.Error("a JSON order decoded")
+	}
+	// Nanoseconds out of range.
+	hand := []byte{orderFormat, 0, 0, 0, 0, 0, 0, 0}
+	hand = binary.AppendUvarint(hand, uint64(time.Second))
+	if err := o.UnmarshalBinary(hand); err == nil {
+		t.Error("a nanosecond count of a whole second decoded")
+	}
+}
+
+func TestOrderUnmarshalCopies(t *testing.T) {
+	want := sampleOrder()
+	b, _ := want.MarshalBinary()
+	var got Order
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 0xaa
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after overwriting the input the order is %#v, want %#v", got, want)
+	}
+}
+
+// TestOrderFormatCoversOrder fails when Order gains a field, as a reminder
+// that MarshalBinary and UnmarshalBinary must carry it too.
+func TestOrderFormatCoversOrder(t *testing.T) {
+	if n := reflect.TypeFor[Order]().NumField(); n != 7 {
+		t.Errorf("Order has %d fields; MarshalBinary knows 7", n)
+	}
+}
+
+func TestSameVersion(t *testing.T) {
+	a := sampleOrder()
+	b := a
+	b.UpdatedAt, b.OrderID, b.DistributeResult, b.Scenario = time.Time{}, "other", nil, "other"
+	if !SameVersion(&a, &b) || !SameVersion(nil, nil) {
+		t.Error("orders equal in status, modifyTime and requestId are not the same version")
+	}
+	for _, change := range []func(*Order){
+		func(o *Order) { o.Status += "x" },
+		func(o *Order) { o.ModifyTime++ },
+		func(o *Order) { o.RequestID += "x" },
+	} {
+		c := a
+		change(&c)
+		if SameVersion(&a, &c) {
+			t.Errorf("%+v and %+v are the same version", a, c)
+		}
+	}
+	if SameVersion(&a, nil) || SameVersion(nil, &a) {
+		t.Error("an order and no order are the same version")
+	}
+}
+
+func FuzzOrderUnmarshal(f *testing.F) {
+	b, _ := sampleOrder().MarshalBinary()
+	f.Add(b)
+	b, _ = Order{}.MarshalBinary()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var o Order
+		if err := o.UnmarshalBinary(b); err != nil {
+			return
+		}
+		again, _ := o.MarshalBinary()
+		var o2 Order
+		if err := o2.UnmarshalBinary(again); err != nil || !reflect.DeepEqual(o2, o) {
+			t.Fatalf("re-encode of %#v: %#v, %v", o, o2, err)
 		}
 	})
 }

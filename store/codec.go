@@ -1,0 +1,303 @@
+package store
+
+import (
+	"encoding"
+	"encoding/binary"
+	"errors"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Records are stored in small binary formats rather than JSON, by every
+// backend alike, because what is replayed must come back byte for byte:
+// JSON would turn invalid UTF-8 in a header into U+FFFD, grow every body by
+// a third in base64, and encoding/json rewrites a json.RawMessage (it
+// compacts it and HTML-escapes & < > U+2028 U+2029), which would change the
+// upstream's distributeResult on a re-sent status (CONTRACT §7.4).
+//
+// Every format starts with its version byte, so that it can change later
+// without guessing, and is built from the same pieces:
+//
+//	str  = uvarint length, bytes
+//	opt  = uvarint length+1 (0 = nil), bytes: keeps nil and empty apart
+//
+// Decoders bound every length by the bytes left, so damaged or truncated
+// data is an error, never a panic or an allocation larger than the data,
+// and they copy everything out (bbolt only lends its bytes for the life of
+// a transaction).
+
+var errCorrupt = errors.New("corrupt stored record")
+
+// A Reply is encoded as
+//
+//	version(1) | varint status | flags (1 header non-nil, 2 body non-nil)
+//	| uvarint nkeys | per key (sorted): str key, uvarint nvals+1 (0 = nil), str...
+//	| str body
+const replyFormat = 1
+
+const (
+	replyFlagHeader = 1 << iota
+	replyFlagBody
+
+	replyFlagsKnown = replyFlagHeader | replyFlagBody
+)
+
+// MarshalBinary implements encoding.BinaryMarshaler. It never fails.
+func (r Reply) MarshalBinary() ([]byte, error) {
+	size := 1 + 2*binary.MaxVarintLen64 + 1 + len(r.Body)
+	for k, vs := range r.Header {
+		size += len(k) + 2*binary.MaxVarintLen64
+		for _, v := range vs {
+			size += len(v) + binary.MaxVarintLen64
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, replyFormat)
+	b = binary.AppendVarint(b, int64(r.Status))
+	var flags byte
+	if r.Header != nil {
+		flags |= replyFlagHeader
+	}
+	if r.Body != nil {
+		flags |= replyFlagBody
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(r.Header)))
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		vs := r.Header[k]
+		b = appendStr(b, k)
+		if vs == nil {
+			b = binary.AppendUvarint(b, 0)
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(vs))+1)
+		for _, v := range vs {
+			b = appendStr(b, v)
+		}
+	}
+	return appendStr(b, r.Body), nil
+}
+
+// UnmarshalBinary implements encoding.BinaryUnmarshaler. Data of an unknown
+// format version is an error; on error *r is left unchanged.
+func (r *Reply) UnmarshalBinary(data []byte) error {
+	d := decoder{b: data}
+	if v := d.byte(); d.err == nil && v != replyFormat {
+		return errCorrupt
+	}
+	var out Reply
+	out.Status = int(d.varint())
+	flags := d.byte()
+	nkeys := d.uvarint()
+	if d.err != nil {
+		return d.err
+	}
+	if flags&^replyFlagsKnown != 0 {
+		return errCorrupt
+	}
+	// Each key takes at least two bytes, which caps a corrupt count
+	// before it becomes a huge allocation.
+	if nkeys > uint64(len(d.b))/2 {
+		return errCorrupt
+	}
+	if flags&replyFlagHeader != 0 {
+		out.Header = make(map[string][]string, nkeys)
+	} else if nkeys > 0 {
+		return errCorrupt
+	}
+	for i := uint64(0); i < nkeys && d.err == nil; i++ {
+		k := string(d.bytes())
+		n := d.uvarint()
+		if d.err != nil {
+			break
+		}
+		if n == 0 {
+			out.Header[k] = nil
+			continue
+		}
+		// Each value takes at least one byte.
+		if n-1 > uint64(len(d.b)) {
+			return errCorrupt
+		}
+		vs := make([]string, 0, n-1)
+		for j := uint64(1); j < n && d.err == nil; j++ {
+			vs = append(vs, string(d.bytes()))
+		}
+		out.Header[k] = vs
+	}
+	body := d.bytes()
+	if err := d.end(); err != nil {
+		return err
+	}
+	if flags&replyFlagBody != 0 {
+		out.Body = append(make([]byte, 0, len(body)), body...)
+	} else if len(body) != 0 {
+		return errCorrupt
+	}
+	*r = out
+	return nil
+}
+
+// An Order is encoded as
+//
+//	version(1) | str scenario | str status | varint modifyTime | str orderId
+//	| opt distributeResult | str requestId | varint updatedAt seconds | uvarint nanoseconds
+//
+// updatedAt comes back in UTC (the instant, not the location, is kept).
+const orderFormat = 1
+
+// MarshalBinary implements encoding.BinaryMarshaler. It never fails.
+func (o Order) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 1+len(o.Scenario)+len(o.Status)+len(o.OrderID)+len(o.DistributeResult)+len(o.RequestID)+8*binary.MaxVarintLen64)
+	b = append(b, orderFormat)
+	b = appendStr(b, o.Scenario)
+	b = appendStr(b, o.Status)
+	b = binary.AppendVarint(b, o.ModifyTime)
+	b = appendStr(b, o.OrderID)
+	b = appendOpt(b, o.DistributeResult)
+	b = appendStr(b, o.RequestID)
+	b = binary.AppendVarint(b, o.UpdatedAt.Unix())
+	return binary.AppendUvarint(b, uint64(o.UpdatedAt.Nanosecond())), nil
+}
+
+// UnmarshalBinary implements encoding.BinaryUnmarshaler. Data of an unknown
+// format version is an error; on error *o is left unchanged.
+func (o *Order) UnmarshalBinary(data []byte) error {
+	d := decoder{b: data}
+	if v := d.byte(); d.err == nil && v != orderFormat {
+		return errCorrupt
+	}
+	var out Order
+	out.Scenario = string(d.bytes())
+	out.Status = string(d.bytes())
+	out.ModifyTime = d.varint()
+	out.OrderID = string(d.bytes())
+	if dr, present := d.opt(); present {
+		out.DistributeResult = append(make([]byte, 0, len(dr)), dr...)
+	}
+	out.RequestID = string(d.bytes())
+	sec := d.varint()
+	nsec := d.uvarint()
+	if err := d.end(); err != nil {
+		return err
+	}
+	if nsec >= uint64(time.Second) {
+		return errCorrupt
+	}
+	out.UpdatedAt = time.Unix(sec, int64(nsec)).UTC()
+	*o = out
+	return nil
+}
+
+// SameVersion reports whether a and b (nil: no order) are the same accepted
+// change of an order. Status, ModifyTime and RequestID identify a change;
+// the other fields may differ after a round trip (UpdatedAt's location) and
+// must not make CommitSuccess refuse.
+func SameVersion(a, b *Order) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Status == b.Status && a.ModifyTime == b.ModifyTime && a.RequestID == b.RequestID
+}
+
+func appendStr[S ~string | ~[]byte](b []byte, s S) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendOpt(b []byte, s []byte) []byte {
+	if s == nil {
+		return binary.AppendUvarint(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s))+1)
+	return append(b, s...)
+}
+
+// decoder reads the pieces of a record with bounds checks everywhere: the
+// first error sticks and turns every later read into a zero value, so
+// callers check once, with end.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+// end reports the first error, or errCorrupt if bytes are left over.
+func (d *decoder) end() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errCorrupt
+	}
+	return d.err
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes reads a str. The result aliases the input.
+func (d *decoder) bytes() []byte { return d.take(d.uvarint()) }
+
+// opt reads an opt; present is false for nil. The result aliases the input.
+func (d *decoder) opt() (b []byte, present bool) {
+	n := d.uvarint()
+	if d.err != nil || n == 0 {
+		return nil, false
+	}
+	return d.take(n - 1), d.err == nil
+}
+
+func (d *decoder) take(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errCorrupt
+		return nil
+	}
+	out := d.b[:n:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+// Interface guards.
+var (
+	_ encoding.BinaryMarshaler   = Reply{}
+	_ encoding.BinaryUnmarshaler = (*Reply)(nil)
+	_ encoding.BinaryMarshaler   = Order{}
+	_ encoding.BinaryUnmarshaler = (*Order)(nil)
+)
