@@ -378,10 +378,14 @@ type cliGateway struct {
 	sign     bool
 	tamper   func(body []byte) []byte
 	status   int
+	received chan []byte // if set, gets each request body
 }
 
 func (g *cliGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if g.received != nil {
+		g.received <- body
+	}
 	clientID, reqTime := r.Header.Get("Client-Id"), r.Header.Get("Request-Time")
 	h, err := signature.ParseHeader(r.Header.Get("Signature"))
 	if err == nil {
@@ -634,5 +638,73 @@ func TestCommandAdminErrors(t *testing.T) {
 	_, _, err = cliRun(t, "", "order", "--admin", addr, "--client-id", "down", "--merchant-biz-no", "B")
 	if err == nil || !strings.Contains(err.Error(), "HTTP 503: state store: down") {
 		t.Fatalf("503: err = %v", err)
+	}
+}
+
+// TestSendSet: --set changes the body before it is signed (the gateway
+// verifies the signature over what it received) and nothing else of it.
+func TestSendSet(t *testing.T) {
+	f := cliSendSetup(t)
+	g := &cliGateway{reply: cliSuccessReply, sign: true, received: make(chan []byte, 1)}
+	out, _, err := cliSendVia(t, f, g, "--verify-key", f.gatewayPub,
+		"--set", "requestId=r2", "--set", "orderModifyTime:=1742977600000")
+	if err != nil {
+		t.Fatalf("send --set: %v\n%s", err, out)
+	}
+	want := `{"requestId":"r2","merchantBizNo":"b1","orderModifyTime":1742977600000}` + "\n"
+	if got := string(<-g.received); got != want {
+		t.Errorf("the gateway received\n%s\nwant\n%s", got, want)
+	}
+
+	// A mistake is reported before anything is sent.
+	for _, set := range []string{"requestId", "=x", "amount:={", ":=1"} {
+		_, _, err := cliSendVia(t, f, &cliGateway{reply: cliSuccessReply}, "--set", set)
+		if err == nil || !strings.Contains(err.Error(), "--set") {
+			t.Errorf("--set %q: got %v, want an error naming --set", set, err)
+		}
+	}
+}
+
+func TestSetFields(t *testing.T) {
+	pretty := "{\n  \"requestId\": \"r1\",\n  \"extInfo\": {\"requestId\": \"inner\"},\n  \"n\": 12\n}\n"
+	for _, tc := range []struct {
+		name, body string
+		sets       []string
+		want       string // "" means an error is expected
+	}{
+		{"string keeps every other byte", pretty, []string{"requestId=r2"},
+			"{\n  \"requestId\": \"r2\",\n  \"extInfo\": {\"requestId\": \"inner\"},\n  \"n\": 12\n}\n"},
+		{"only the top level", pretty, []string{"extInfo:={}"},
+			"{\n  \"requestId\": \"r1\",\n  \"extInfo\": {},\n  \"n\": 12\n}\n"},
+		{"number then string over it", pretty, []string{"n:=13", "n=x"},
+			"{\n  \"requestId\": \"r1\",\n  \"extInfo\": {\"requestId\": \"inner\"},\n  \"n\": \"x\"\n}\n"},
+		{"a string is escaped", `{"a":1}`, []string{`a=say "hi" \ é`}, `{"a":"say \"hi\" \\ é"}`},
+		{"an = in the value", `{"a":1}`, []string{"a=b=c"}, `{"a":"b=c"}`},
+		{"absent is appended", `{"a":1} `, []string{"b=2"}, `{"a":1,"b":"2"} `},
+		{"empty object", `{}`, []string{"b:=true"}, `{"b":true}`},
+		{"every duplicate", `{"a":1,"a":2}`, []string{"a:=3"}, `{"a":3,"a":3}`},
+		{"no sets, no change", "not json", nil, "not json"},
+		{"array body", `[1]`, []string{"a=1"}, ""},
+		{"broken body", `{"a":`, []string{"a=1"}, ""},
+		{"trailing data", `{"a":1}{}`, []string{"a=1"}, ""},
+		{"bad JSON value", `{"a":1}`, []string{"a:=nope"}, ""},
+		{"no =", `{"a":1}`, []string{"a"}, ""},
+		{"empty name", `{"a":1}`, []string{":=1"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := cliSetFields([]byte(tc.body), tc.sets)
+			if tc.want == "" {
+				if err == nil || !strings.HasPrefix(err.Error(), "--set ") {
+					t.Fatalf("got %q, %v; want an error starting with --set", got, err)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+			if !json.Valid(got) && json.Valid([]byte(tc.body)) {
+				t.Errorf("the result is not valid JSON: %s", got)
+			}
+		})
 	}
 }
