@@ -98,6 +98,7 @@ type caddyOptions struct {
 	adminPort int
 	port      int
 	env       []string
+	dir       string // working directory; default the repository root
 }
 
 // startCaddy writes the Caddyfile produced by render (given the instance's
@@ -120,6 +121,9 @@ func startCaddy(t testing.TB, render func(in *instance) string, opts caddyOption
 	}
 	in.cmd = exec.Command(caddyBin, "run", "--config", cfg, "--adapter", "caddyfile")
 	in.cmd.Dir = repoRoot()
+	if opts.dir != "" {
+		in.cmd.Dir = opts.dir
+	}
 	in.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+in.dataDir, "XDG_CONFIG_HOME="+in.dataDir, "HOME="+in.dataDir)
 	in.cmd.Env = append(in.cmd.Env, opts.env...)
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
