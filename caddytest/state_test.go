@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // issuingUpstream answers SUCCESS with a distinct orderId per call.
@@ -223,6 +224,69 @@ func TestUnknownIsNotStoredSoRetrySucceeds(t *testing.T) {
 	send(t, in.url(), signed(t, body)).expect(t, "UNKNOWN_EXCEPTION", "U")
 	send(t, in.url(), signed(t, body)).expect(t, "SUCCESS", "S")
 	send(t, in.url(), signed(t, body)).expect(t, "SUCCESS", "S")
+	if up.count() != 2 {
+		t.Errorf("upstream called %d times, want 2", up.count())
+	}
+}
+
+// TestOtherBodyWhileInFlightIsRetryLater: an F is final, so a requestId
+// reused with another body gets PARAM_ILLEGAL only against a stored answer.
+// While the first request is in flight the answer is U (retry later): the
+// first may still end U, and then the other body is processed afresh.
+func TestOtherBodyWhileInFlightIsRetryLater(t *testing.T) {
+	hold := make(chan struct{})
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(hold) }) }
+	t.Cleanup(release) // a failed assertion must not leave the upstream waiting
+	entered := make(chan struct{}, 1)
+	var calls atomic.Int64
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		if calls.Add(1) == 1 {
+			entered <- struct{}{}
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(alipaySuccess))
+	})
+	in := gateway{upstream: up.addr()}.start(t)
+	first := newOrder()
+	other := first.with("amount", map[string]any{"value": "1", "currency": "HKD"})
+	third := first.with("amount", map[string]any{"value": "2", "currency": "HKD"})
+
+	firstAnswer := make(chan answer, 1)
+	go func() {
+		a, err := trySend(t, in.url(), signed(t, first.bytes()))
+		if err != nil {
+			t.Error(err)
+		}
+		firstAnswer <- a
+	}()
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first request never reached the upstream")
+	}
+	send(t, in.url(), signed(t, other.bytes())).expect(t, "UNKNOWN_EXCEPTION", "U").messageHas(t, "requestId", "retry later")
+	release()
+	(<-firstAnswer).expect(t, "UNKNOWN_EXCEPTION", "U")
+
+	// Nothing was stored for the requestId: the other body is new.
+	s := send(t, in.url(), signed(t, other.bytes())).expect(t, "SUCCESS", "S")
+	if up.count() != 2 {
+		t.Fatalf("upstream called %d times, want 2", up.count())
+	}
+	// Now its answer is final: replayed for its bytes, PARAM_ILLEGAL for others.
+	if again := send(t, in.url(), signed(t, other.bytes())).expect(t, "SUCCESS", "S"); !bytes.Equal(again.body, s.body) {
+		t.Errorf("replay differs:\n%s\n%s", again.body, s.body)
+	}
+	for _, o := range []order{first, third} {
+		send(t, in.url(), signed(t, o.bytes())).expect(t, "PARAM_ILLEGAL", "F").messageHas(t, "requestId", "different body")
+	}
 	if up.count() != 2 {
 		t.Errorf("upstream called %d times, want 2", up.count())
 	}

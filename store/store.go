@@ -72,11 +72,15 @@ const (
 	// now owns it until the lease ends and must Release, Finish or
 	// CommitSuccess it.
 	Claimed ClaimStatus = iota + 1
-	// InFlight: another caller holds a live claim with the same body.
+	// InFlight: another caller holds a live claim, whatever its body: the
+	// answer is "retry later". A different body is not refused yet, because
+	// the first request may still end without a stored answer (U), after
+	// which this body is processed afresh.
 	InFlight
 	// Done: a final reply is stored for the same body; replay it.
 	Done
-	// Mismatch: the requestId was seen with a different body.
+	// Mismatch: a final reply is stored for a different body. Only a stored
+	// answer makes a requestId's body final (CONTRACT §3).
 	Mismatch
 )
 

@@ -301,7 +301,8 @@ func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHa
 	db.claims.mu.Lock()
 	defer db.claims.mu.Unlock()
 	if c := db.claims.get(ks); c != nil && c.live(time.Now()) {
-		return c.result(hash), nil
+		// Whatever its body: Mismatch is only said against a done record.
+		return store.ClaimResult{Status: store.InFlight}, nil
 	}
 	// No live claim. Its done record may have been written since the read
 	// above (a commit that ended in between), so read again: with the

@@ -49,14 +49,6 @@ type heldClaim struct {
 // for as long as its done record is being written.
 func (c *heldClaim) live(now time.Time) bool { return c.committing || now.Before(c.expires) }
 
-// result is what Claim reports to a caller who finds c live.
-func (c *heldClaim) result(hash store.BodyHash) store.ClaimResult {
-	if c.hash != hash {
-		return store.ClaimResult{Status: store.Mismatch}
-	}
-	return store.ClaimResult{Status: store.InFlight}
-}
-
 // get returns the claim of k, or nil. Called with mu held.
 func (t *claimTable) get(k string) *heldClaim { return t.claims[k] }
 

@@ -17,7 +17,9 @@ const (
 )
 
 // claimScript: KEYS[1] request key; ARGV hash, token, lease ms.
-// An expired claim needs no branch: its key has vanished with its PX.
+// An expired claim needs no branch: its key has vanished with its PX. A
+// live claim is in flight whatever its body: only a done record makes a
+// body final (mismatch).
 var claimScript = redis.NewScript(`
 local rec = redis.call('HMGET', KEYS[1], 'h', 'd', 't', 'r')
 if not rec[1] then
@@ -25,8 +27,10 @@ if not rec[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return {1}
 end
-if rec[1] ~= ARGV[1] then return {4} end
-if rec[2] == '1' then return {3, rec[4]} end
+if rec[2] == '1' then
+  if rec[1] ~= ARGV[1] then return {4} end
+  return {3, rec[4]}
+end
 if rec[3] == ARGV[2] then return {1} end
 return {2}
 `)

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimInFlight", testClaimInFlight},
 		{"ClaimDone", testClaimDone},
 		{"ClaimMismatch", testClaimMismatch},
+		{"ClaimOtherBodyInFlight", testClaimOtherBodyInFlight},
 		{"ClaimCanceledContext", testClaimCanceledContext},
 		{"ClaimLeaseTakeover", testClaimLeaseTakeover},
 		{"Release", testRelease},
@@ -337,10 +338,13 @@ func testClaimDone(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
+// testClaimMismatch: Mismatch is only ever said against a stored final
+// reply. It is final for the caller (PARAM_ILLEGAL, F), so it must not be
+// said while the first request is in flight: that one may still end U,
+// and then the other body is processed afresh (see testClaimOtherBodyInFlight).
 func testClaimMismatch(t *testing.T, s store.Store, ids *idSource) {
 	key := ids.request()
 	tok := mustClaim(t, s, key, bodyA, longLease)
-	wantClaim(t, s, key, bodyB, store.Mismatch)
 	if err := s.Finish(ctxFor(t), key, tok, sampleReply("m"), longTTL); err != nil {
 		t.Fatalf("Finish: %v", err)
 	}
@@ -349,6 +353,34 @@ func testClaimMismatch(t *testing.T, s store.Store, ids *idSource) {
 		t.Errorf("Mismatch carries a reply; the stored reply belongs to another body")
 	}
 	wantClaim(t, s, key, bodyA, store.Done)
+
+	// The same against a commit's replay record.
+	okey, ckey := ids.order(), ids.request()
+	ctok := mustClaim(t, s, ckey, bodyA, longLease)
+	if err := s.CommitSuccess(ctxFor(t), okey, nil, sampleOrder("A", 1, ckey.RequestID), ckey, ctok, sampleReply("c"), longTTL); err != nil {
+		t.Fatalf("CommitSuccess: %v", err)
+	}
+	wantClaim(t, s, ckey, bodyB, store.Mismatch)
+}
+
+// testClaimOtherBodyInFlight: while a claim is live, a request with another
+// body is InFlight (retry later), not Mismatch: the first request may still
+// end without a stored answer, and then the other body is new.
+func testClaimOtherBodyInFlight(t *testing.T, s store.Store, ids *idSource) {
+	key := ids.request()
+	tok := mustClaim(t, s, key, bodyA, longLease)
+	wantClaim(t, s, key, bodyB, store.InFlight)
+	wantClaim(t, s, key, bodyA, store.InFlight)
+	if err := s.Release(ctxFor(t), key, tok); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	tokB := mustClaim(t, s, key, bodyB, longLease)
+	wantClaim(t, s, key, bodyA, store.InFlight)
+	if err := s.Finish(ctxFor(t), key, tokB, sampleReply("b"), longTTL); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	wantClaim(t, s, key, bodyA, store.Mismatch)
+	wantClaim(t, s, key, bodyB, store.Done)
 }
 
 func testClaimCanceledContext(t *testing.T, s store.Store, ids *idSource) {
