@@ -1,0 +1,117 @@
+// Package docs_test checks that the repository's documentation stands on
+// its own: every relative Markdown link and every docs/SPEC.md section cited
+// in the code lead to something inside the repository.
+package docs_test
+
+import (
+	"bufio"
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// root is the repository root, one level up from this package.
+var root = func() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return filepath.Dir(wd)
+}()
+
+// walk calls fn for every file of the repository with one of exts, skipping
+// hidden folders (.git, .demo) and what tools write (bench/results).
+func walk(t *testing.T, exts []string, fn func(rel string, data []byte)) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if rel != "." && (strings.HasPrefix(d.Name(), ".") || rel == filepath.Join("bench", "results")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		for _, ext := range exts {
+			if strings.HasSuffix(path, ext) {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				fn(filepath.ToSlash(rel), data)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mdLink matches an inline Markdown link or image target: ](target).
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// TestMarkdownLinksStayInside: a relative link names a file or folder that
+// exists in the repository, never one beside it.
+func TestMarkdownLinksStayInside(t *testing.T) {
+	n := 0
+	walk(t, []string{".md"}, func(rel string, data []byte) {
+		for _, m := range mdLink.FindAllSubmatch(data, -1) {
+			target := string(m[1])
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") || strings.HasPrefix(target, "#") {
+				continue
+			}
+			n++
+			target, _, _ = strings.Cut(target, "#")
+			abs := filepath.Join(root, filepath.Dir(rel), filepath.FromSlash(target))
+			if inside, err := filepath.Rel(root, abs); err != nil || inside == ".." || strings.HasPrefix(inside, ".."+string(filepath.Separator)) {
+				t.Errorf("%s: link %q points outside the repository", rel, m[1])
+				continue
+			}
+			if _, err := os.Stat(abs); err != nil {
+				t.Errorf("%s: link %q: no such file in the repository", rel, m[1])
+			}
+		}
+	})
+	if n == 0 {
+		t.Fatal("found no relative links at all; is the walk looking at the repository?")
+	}
+}
+
+// specCite matches a citation of a section of the project's spec summary.
+var specCite = regexp.MustCompile(`docs/SPEC\.md §(\d+)`)
+
+// TestSpecCitationsExist: every "docs/SPEC.md §N" in the code and the docs
+// names a section docs/SPEC.md has ("## N. …").
+func TestSpecCitationsExist(t *testing.T) {
+	spec, err := os.ReadFile(filepath.Join(root, "docs", "SPEC.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(spec))
+	heading := regexp.MustCompile(`^## (\d+)\. `)
+	for sc.Scan() {
+		if m := heading.FindStringSubmatch(sc.Text()); m != nil {
+			sections[m[1]] = true
+		}
+	}
+	n := 0
+	walk(t, []string{".go", ".md", ".json"}, func(rel string, data []byte) {
+		for _, m := range specCite.FindAllSubmatch(data, -1) {
+			n++
+			if !sections[string(m[1])] {
+				t.Errorf("%s cites docs/SPEC.md §%s, which has no such section", rel, m[1])
+			}
+		}
+	})
+	if n == 0 {
+		t.Fatal("found no citation of docs/SPEC.md; is the walk looking at the repository?")
+	}
+}
