@@ -20,7 +20,8 @@ type resultCode struct {
 	Status string // S, F or U
 }
 
-// The result codes the gateway answers with (CONTRACT §3 and §5).
+// The result codes the gateway answers with (docs/SPEC.md §5; the README's
+// "What the caller gets" says which situation gets which).
 var (
 	codeSuccess            = resultCode{"SUCCESS", "S"}
 	codeMethodNotSupported = resultCode{"METHOD_NOT_SUPPORTED", "F"}
@@ -59,7 +60,7 @@ func resultCodeNames() []string {
 	return names
 }
 
-// maxMessageLen caps resultMessage (CONTRACT §3).
+// maxMessageLen caps resultMessage (docs/SPEC.md §5).
 const maxMessageLen = 256
 
 // outcome is the answer to one request before it is serialized.

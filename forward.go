@@ -22,7 +22,7 @@ const maxReplySize = 1 << 20
 
 // timeBoundGrace is how long after upstream_timeout the handler still waits
 // for the next handler to notice its cancelled context before answering
-// anyway (CONTRACT §7.13).
+// anyway: the caller has an answer within upstream_timeout plus this.
 const timeBoundGrace = time.Second
 
 // headersRemovedUpstream are the Alipay transport headers the upstream must
@@ -164,7 +164,9 @@ type mapped struct {
 	reason  string // short label for logs and metrics
 }
 
-// mapReply applies CONTRACT §5 and §7.6.
+// mapReply applies the README's upstream table ("The upstream contract"):
+// a known resultCode first, then 2xx with an orderId, then the status table,
+// and UNKNOWN_EXCEPTION for everything else.
 func (h *Handler) mapReply(up upstreamReply, orderStatus string) mapped {
 	unknown := func(reason, msg string) mapped {
 		return mapped{outcome: outcome{code: codeUnknown, message: msg}, reason: reason}
@@ -317,7 +319,8 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 }
 
 // flatDistributeResult turns the flat success form into the Alipay array
-// (CONTRACT §7.5); keys absent in the flat reply are left out.
+// (README, "The upstream contract"); keys absent in the flat reply are left
+// out.
 func flatDistributeResult(ub upstreamBody) json.RawMessage {
 	item := map[string]any{}
 	if ub.SceneCode != nil {

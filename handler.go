@@ -204,7 +204,7 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	}
 
 	// SUCCESS: the new state and the replay record are one durable write,
-	// and only then is S sent (CONTRACT §6).
+	// and only then is S sent.
 	next2 := store.Order{
 		Scenario:         x.scenario.name,
 		Status:           req.OrderStatus,
@@ -242,7 +242,7 @@ func withOrder(o *store.Order) outcomeOption {
 }
 
 // fail is an answer given before the requestId was claimed: nothing is
-// stored (CONTRACT §7.2).
+// stored, so a corrected retry under the same requestId is processed.
 func (h *Handler) fail(x *exchange, rc resultCode, reason, msg string) outcome {
 	x.reason = reason
 	return outcome{code: rc, message: msg}
@@ -333,7 +333,7 @@ func jsonContentType(values []string) bool {
 	if len(values) == 0 {
 		return false
 	}
-	// The Go SDK sends Content-Type twice (CONTRACT §7.8); all must agree.
+	// The Go SDK sends Content-Type twice (docs/SPEC.md §2); all must agree.
 	for _, v := range values {
 		mt, params, err := mime.ParseMediaType(v)
 		if err != nil || mt != "application/json" {

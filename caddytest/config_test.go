@@ -71,7 +71,8 @@ func uid(n int) string {
 	return hex.EncodeToString(b)[:n]
 }
 
-// seedJSON is the Gift Card example of the spec, byte for byte.
+// seedJSON is examples/seed-gift-card.json, the spec's Gift Card example
+// (docs/SPEC.md §4), byte for byte.
 const seedJSON = `{"requestId":"00242206688873156335287814888550","merchantId":"2160120041113167","merchantBizNo":"00242206688873156335287814888550","orderStatus":"TICKETED","userId":"2160220041431868","merchantBizType":"ALIPAY_COUPON","orderCreateTime":1740385506708,"orderModifyTime":1742977506708,"tradeNo":"Gift_card_tradeNo","extInfo":{"benefit_issue_mode":"SALE","product_id":"22025021800135606000000001663483"}}`
 
 // order is a body builder: the seed with a fresh requestId and

@@ -12,7 +12,8 @@ import (
 )
 
 // TestUpstreamReplyMapping drives one gateway against an upstream whose
-// answer is chosen per request (by merchantBizNo) and checks CONTRACT §5.
+// answer is chosen per request (by merchantBizNo) and checks the README's
+// upstream table ("The upstream contract").
 func TestUpstreamReplyMapping(t *testing.T) {
 	var replies sync.Map // merchantBizNo -> func(http.ResponseWriter)
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body []byte) {

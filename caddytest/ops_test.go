@@ -596,7 +596,7 @@ func TestAdminLookups(t *testing.T) {
 	})
 
 	t.Run("unstored answers are unknown", func(t *testing.T) {
-		// Refused before the claim (CONTRACT §7.2): nothing to look up.
+		// Refused before the claim, so never stored: nothing to look up.
 		p := opsRequestPath(testClient, forged["requestId"].(string))
 		if status, body := opsAdminGet(t, in, p, nil); status != http.StatusNotFound {
 			t.Errorf("GET %s: HTTP %d %s, want 404", p, status, body)

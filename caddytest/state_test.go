@@ -77,7 +77,8 @@ func runSteps(t *testing.T, in *instance, up *fakeUpstream, o order, steps []ste
 	}
 }
 
-// TestScenarioRulesEndToEnd walks every rule of the spec's table through
+// TestScenarioRulesEndToEnd walks every rule of the spec's table
+// (docs/SPEC.md §6) through
 // a real Caddy.
 func TestScenarioRulesEndToEnd(t *testing.T) {
 	up := issuingUpstream(t)

@@ -1,5 +1,6 @@
 // Package message is the typed AlipayHK order-sync request and the
-// normalized body the gateway forwards to the issuing backend (CONTRACT §4):
+// normalized body the gateway forwards to the issuing backend (README, "The
+// upstream contract"):
 // fixed key order, RFC 3339 UTC times with milliseconds, amounts in integer
 // minor units, extInfo passed through as received.
 //
@@ -21,7 +22,7 @@ import (
 // year. The base schema enforces the same bound.
 const MaxMillis = 253402300799999
 
-// maxAmountDigits matches the spec's "value max 64".
+// maxAmountDigits is the spec's limit on amount.value (docs/SPEC.md §4).
 const maxAmountDigits = 64
 
 // Amount is a money value as AlipayHK sends it: integer minor units (cents)
@@ -31,7 +32,7 @@ type Amount struct {
 	Currency string `json:"currency"`
 }
 
-// Request is an order-sync request body (ORDER-SYNC-SPEC §4). Absent string
+// Request is an order-sync request body (docs/SPEC.md §4). Absent string
 // fields are "", absent times and amounts are nil. A Request is built by
 // Parse and passed by pointer: it holds a sync.Once for the extInfo cache.
 type Request struct {

@@ -5,11 +5,12 @@ import (
 	"unicode/utf8"
 )
 
-// timeLayout is CONTRACT §7.14's exact form: always three fractional digits,
-// always "Z" (time.RFC3339Nano would drop trailing zeros).
+// timeLayout is the form the upstream is promised: always three fractional
+// digits, always "Z" (time.RFC3339Nano would drop trailing zeros).
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
-// Normalize returns the body forwarded to the upstream (CONTRACT §4), keys
+// Normalize returns the body forwarded to the upstream (README, "The
+// upstream contract"), keys
 // in this order: requestId, clientId, scenario, merchantId, merchantBizNo,
 // merchantBizType, orderStatus, previousStatus, userId, openId, tradeNo,
 // orderCreateTime, orderModifyTime, amount, payAmount, extInfo.

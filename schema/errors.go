@@ -16,8 +16,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
 
-// MaxMessageLen is the longest FieldError.Error() can be: the contract caps
-// resultMessage at 256 characters.
+// MaxMessageLen is the longest FieldError.Error() can be: resultMessage is
+// capped at 256 characters (docs/SPEC.md §5).
 const MaxMessageLen = 256
 
 // maxRuleLen keeps room for a useful field path even when a custom schema's

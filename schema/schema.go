@@ -3,7 +3,7 @@
 // base schema, the built-in scenario schemas and operators' custom ones.
 //
 // Every failure is a *FieldError naming the field as the spec writes it
-// (amount.currency, extInfo.product_id) and the rule it broke, in at most
+// (docs/SPEC.md §4: amount.currency, extInfo.product_id) and the rule it broke, in at most
 // 256 bytes and without the offending value, because the message goes back
 // to the caller as resultMessage and into logs.
 //

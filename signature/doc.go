@@ -1,5 +1,6 @@
 // Package signature implements the request and response signatures of the
-// AlipayHK open API (Order Service "order sync" and its siblings).
+// AlipayHK open API (Order Service "order sync" and its siblings), as
+// docs/SPEC.md §3 sums them up.
 //
 // # Scheme
 //

@@ -53,9 +53,9 @@ var builtins = map[string]func() Scenario{
 	},
 }
 
-// Builtin returns the built-in scenario with the given name (ORDER-SYNC-SPEC
-// §6) and whether there is one. The result is the caller's own copy and may
-// be modified freely.
+// Builtin returns the built-in scenario with the given name
+// (docs/SPEC.md §6) and whether there is one. The result is the caller's own
+// copy and may be modified freely.
 func Builtin(name string) (Scenario, bool) {
 	build, ok := builtins[name]
 	if !ok {

@@ -1,6 +1,5 @@
 // Package statemachine decides whether an AlipayHK order-sync notification
-// is a legal step in its scenario's order lifecycle (ORDER-SYNC-SPEC §6,
-// CONTRACT §6).
+// is a legal step in its scenario's order lifecycle (docs/SPEC.md §6).
 //
 // A scenario is plain data — the built-ins of the spec, or one written in
 // the Caddyfile — so that scenarios AlipayHK documents later, or documents

@@ -22,7 +22,7 @@ func mustBuiltin(t testing.TB, name string) *Machine {
 	return m
 }
 
-// pickupQueue is the custom scenario written with the CONTRACT §2 syntax:
+// pickupQueue is a custom scenario written in the README's scenario syntax:
 //
 //	scenario pickup_queue {
 //	    statuses CALL_NUM TO_PICK_UP CANCELLED FINISHED
@@ -397,9 +397,9 @@ func TestVerdictString(t *testing.T) {
 }
 
 // TestDecideProperties feeds random update sequences to every built-in
-// (and the CONTRACT example) and checks, over the updates the machine lets
-// through, the guarantees the contract makes rather than the rules one by
-// one: never back, only repeatable re-sends forwarded, nothing after an end
+// (and pickupQueue) and checks, over the updates the machine lets through,
+// the guarantees the gateway makes rather than the rules one by one: never
+// back, only repeatable re-sends forwarded, nothing after an end
 // status, only_from and next_must_be obeyed, no stale update accepted.
 func TestDecideProperties(t *testing.T) {
 	scenarios := []Scenario{pickupQueue()}

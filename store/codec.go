@@ -14,7 +14,8 @@ import (
 // JSON would turn invalid UTF-8 in a header into U+FFFD, grow every body by
 // a third in base64, and encoding/json rewrites a json.RawMessage (it
 // compacts it and HTML-escapes & < > U+2028 U+2029), which would change the
-// upstream's distributeResult on a re-sent status (CONTRACT §7.4).
+// upstream's distributeResult on a re-sent status, which the caller must get
+// unchanged (README, "Scenarios and their state machines").
 //
 // Every format starts with its version byte, so that it can change later
 // without guessing, and is built from the same pieces:

@@ -154,7 +154,8 @@ func sampleReply(tag string) store.Reply {
 // sampleOrder's distributeResult has what a JSON encoder likes to rewrite:
 // characters encoding/json HTML-escapes (& < > U+2028 U+2029), insignificant
 // whitespace and non-ASCII text. The upstream's bytes must come back
-// unchanged (CONTRACT §7.5), so the suite compares them byte for byte.
+// unchanged (README, "The upstream contract"), so the suite compares them
+// byte for byte.
 func sampleOrder(status string, modifyTime int64, requestID string) store.Order {
 	return store.Order{
 		Scenario:   "queue",
