@@ -145,7 +145,8 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 		return claim.Reply, outcome{}
 	case store.InFlight:
 		// Whatever its body: only a stored answer makes a body final
-		// (CONTRACT §3); the request in flight may still end U.
+		// (README, "What the caller gets"); the request in flight may still
+		// end U.
 		return nil, h.fail(x, codeUnknown, "in_flight", "requestId: a request with this requestId is still being processed; retry later")
 	case store.Mismatch:
 		return nil, h.fail(x, codeParamIllegal, "request_id_reused", "requestId: already used with a different body")

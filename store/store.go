@@ -80,7 +80,7 @@ const (
 	// Done: a final reply is stored for the same body; replay it.
 	Done
 	// Mismatch: a final reply is stored for a different body. Only a stored
-	// answer makes a requestId's body final (CONTRACT §3).
+	// answer makes a requestId's body final (README, "What the caller gets").
 	Mismatch
 )
 
