@@ -577,8 +577,9 @@ func TestAdminLookups(t *testing.T) {
 		if !opsSameJSON(v.Reply, a.body) {
 			t.Errorf("stored reply = %s, the caller got %s", v.Reply, a.body)
 		}
-		if got := v.Header["Signature"]; len(got) != 1 || got[0] != a.header.Get("Signature") {
-			t.Errorf("stored Signature = %v, the caller got %q", got, a.header.Get("Signature"))
+		// Stored under the name it has on the wire.
+		if got := v.Header["signature"]; len(got) != 1 || got[0] != a.header.Get("Signature") {
+			t.Errorf("stored signature = %v, the caller got %q", got, a.header.Get("Signature"))
 		}
 		// idempotency_ttl defaults to 72h; anything much shorter means the
 		// record would go before an AlipayHK retry could use it.

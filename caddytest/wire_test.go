@@ -1,0 +1,113 @@
+package caddytest
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddy-alipay/ordersync/signature"
+)
+
+// caseSensitiveSDKVerifies checks a raw reply the way an SDK that matches
+// header names case-sensitively does: it looks up exactly "signature",
+// "response-time" and "client-id", and verifies over what it found.
+func caseSensitiveSDKVerifies(t testing.TB, a rawAnswer, method, path string) {
+	t.Helper()
+	sig, n := a.get("signature")
+	if n != 1 {
+		t.Fatalf("%d lines named exactly \"signature\"; header block:\n%s", n, a.head)
+	}
+	respTime, _ := a.get("response-time")
+	clientID, _ := a.get("client-id")
+	parsed, err := signature.ParseHeader(sig)
+	if err != nil {
+		t.Fatalf("signature %q: %v", sig, err)
+	}
+	if err := signature.Verify(demoKeys(t).gatewayPublic, method, path, clientID, respTime, a.body, parsed.Signature); err != nil {
+		t.Fatalf("a case-sensitive SDK rejects the reply: %v; header block:\n%s", err, a.head)
+	}
+}
+
+// TestReplyHeadersAreLowercaseOnTheWire (issue 9 item 1): the gateway's
+// own reply headers go out as AlipayHK writes them, lowercase, in fresh
+// answers, replays and refusals alike; nothing goes out twice under two
+// spellings.
+func TestReplyHeadersAreLowercaseOnTheWire(t *testing.T) {
+	up := newUpstream(t, jsonReply(200, alipaySuccess))
+	in := gateway{upstream: up.addr()}.start(t)
+	body := newOrder().bytes()
+
+	check := func(t *testing.T, a rawAnswer, code string) {
+		t.Helper()
+		if a.env.Result.ResultCode != code {
+			t.Fatalf("got %s, want %s: %s", a.env.Result.ResultCode, code, a.body)
+		}
+		for _, name := range []string{"signature", "response-time", "client-id", "tracer-id"} {
+			if v, n := a.get(name); n != 1 || v == "" {
+				t.Errorf("%d lines named exactly %q (value %q); header block:\n%s", n, name, v, a.head)
+			}
+		}
+		for _, h := range a.headers {
+			switch strings.ToLower(h.name) {
+			case "signature", "response-time", "client-id", "tracer-id":
+				if h.name != strings.ToLower(h.name) {
+					t.Errorf("header %q is not lowercase on the wire; header block:\n%s", h.name, a.head)
+				}
+			}
+		}
+		if v, n := a.get("Content-Type"); n != 1 || v != "application/json; charset=UTF-8" {
+			t.Errorf("Content-Type: %d lines, %q", n, v)
+		}
+		if v, _ := a.get("client-id"); v != testClient {
+			t.Errorf("client-id = %q, want the caller's %q", v, testClient)
+		}
+		caseSensitiveSDKVerifies(t, a, http.MethodPost, syncPath)
+	}
+
+	var first rawAnswer
+	t.Run("fresh SUCCESS", func(t *testing.T) {
+		first = rawExchange(t, in, rawRequest(t, in, signed(t, body), ""))
+		check(t, first, "SUCCESS")
+	})
+	t.Run("replay", func(t *testing.T) {
+		again := rawExchange(t, in, rawRequest(t, in, signed(t, body), ""))
+		check(t, again, "SUCCESS")
+		if !bytes.Equal(again.body, first.body) {
+			t.Errorf("replay body differs")
+		}
+		for _, name := range []string{"signature", "response-time", "client-id"} {
+			a, _ := again.get(name)
+			b, _ := first.get(name)
+			if a != b {
+				t.Errorf("replayed %s = %q, first %q", name, a, b)
+			}
+		}
+	})
+	t.Run("refusal before the claim", func(t *testing.T) {
+		c := signed(t, body)
+		c.key = demoKeys(t).gateway // the wrong key
+		check(t, rawExchange(t, in, rawRequest(t, in, c, "")), "INVALID_SIGNATURE")
+	})
+	t.Run("stored F", func(t *testing.T) {
+		o := newOrder()
+		check(t, rawExchange(t, in, rawRequest(t, in, signed(t, o.bytes()), "")), "SUCCESS")
+		older := o.next("TICKETED", 1) // older than the stored change
+		check(t, rawExchange(t, in, rawRequest(t, in, signed(t, older.bytes()), "")), "ORDER_STATUS_INVALID")
+		check(t, rawExchange(t, in, rawRequest(t, in, signed(t, older.bytes()), "")), "ORDER_STATUS_INVALID")
+	})
+	t.Run("the send CLI verifies the lowercase reply", func(t *testing.T) {
+		bodyFile := filepath.Join(t.TempDir(), "order.json")
+		if err := os.WriteFile(bodyFile, newOrder().bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		keys := filepath.Join("examples", "demo-keys")
+		out, errOut, err := opsRunCaddy(t, nil, "alipay-order-sync", "send", "--url", in.url(), "--client-id", testClient,
+			"--key", filepath.Join(keys, "merchant-private.pem"), "--verify-key", filepath.Join(keys, "gateway-public.pem"), bodyFile)
+		if err != nil || !strings.Contains(out, "signature: verified") || !strings.Contains(out, "SUCCESS/S") {
+			t.Errorf("send: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+		}
+	})
+}
