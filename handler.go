@@ -28,21 +28,24 @@ const commitTimeout = 5 * time.Second
 // exchange carries one request through the pipeline; its fields feed the
 // log line and the metrics.
 type exchange struct {
-	r           *http.Request
-	start       time.Time
-	clientID    string
-	clientLabel string // bounded by configuration: a configured client id or "other"
-	raw         []byte
-	req         *message.Request
-	scenario    *scenario
-	previous    string
-	replay      bool
-	reason      string // short machine label of why the answer is what it is
-	upstream    time.Duration
-	calledUp    bool
-	claimToken  string
-	claimKey    store.RequestKey
-	tracerID    string
+	r        *http.Request
+	start    time.Time
+	clientID string
+	// clientIDHeaders counts the Client-Id headers; clientID is set only
+	// when there is exactly one.
+	clientIDHeaders int
+	clientLabel     string // bounded by configuration: a configured client id or "other"
+	raw             []byte
+	req             *message.Request
+	scenario        *scenario
+	previous        string
+	replay          bool
+	reason          string // short machine label of why the answer is what it is
+	upstream        time.Duration
+	calledUp        bool
+	claimToken      string
+	claimKey        store.RequestKey
+	tracerID        string
 	// requestID and merchantBizNo are read from a body that failed
 	// validation, for the log line only.
 	requestID     string
@@ -55,7 +58,14 @@ type exchange struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The Tracer-Id is read before anything else touches the request's
 	// variables (reading the request uuid the first time writes it).
-	x := &exchange{r: r, start: time.Now(), clientID: r.Header.Get("Client-Id"), clientLabel: "other", tracerID: tracerID(r)}
+	x := &exchange{r: r, start: time.Now(), clientLabel: "other", tracerID: tracerID(r)}
+	// A repeated Client-Id is ambiguous: it is neither echoed nor used
+	// (authenticate refuses it).
+	ids := r.Header.Values("Client-Id")
+	x.clientIDHeaders = len(ids)
+	if len(ids) == 1 {
+		x.clientID = ids[0]
+	}
 	if _, ok := h.clients[x.clientID]; ok {
 		x.clientLabel = x.clientID
 	}
@@ -364,8 +374,15 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 // authenticate checks Client-Id, key version, signature and Request-Time.
+// Each of Client-Id, Signature and Request-Time must be given once: with
+// two, "the first one wins" would let a proxy in front and the gateway
+// disagree on who signed what (CONTRACT §7.15).
 func (h *Handler) authenticate(x *exchange) (outcome, bool) {
 	r := x.r
+	if x.clientIDHeaders > 1 {
+		h.metrics.signatureFailures.WithLabelValues("client").Inc()
+		return h.fail(x, codeInvalidClient, "client", "Client-Id: given more than once"), false
+	}
 	if x.clientID == "" {
 		h.metrics.signatureFailures.WithLabelValues("client").Inc()
 		return h.fail(x, codeInvalidClient, "client", "Client-Id: missing"), false
@@ -377,6 +394,12 @@ func (h *Handler) authenticate(x *exchange) (outcome, bool) {
 	if c == nil {
 		h.metrics.signatureFailures.WithLabelValues("client").Inc()
 		return h.fail(x, codeInvalidClient, "client", "Client-Id: not a registered client"), false
+	}
+	for _, name := range []string{"Signature", "Request-Time"} {
+		if len(r.Header.Values(name)) > 1 {
+			h.metrics.signatureFailures.WithLabelValues("repeated").Inc()
+			return h.fail(x, codeInvalidSignature, "signature_repeated", name+": given more than once"), false
+		}
 	}
 	sigHeader := r.Header.Get("Signature")
 	if sigHeader == "" {

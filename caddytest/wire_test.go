@@ -111,3 +111,43 @@ func TestReplyHeadersAreLowercaseOnTheWire(t *testing.T) {
 		}
 	})
 }
+
+// TestRepeatedAuthenticationHeadersAreRefused (issue 9 item 9): with two
+// Signature, Request-Time or Client-Id headers, "the first one wins" would
+// let a proxy and the gateway disagree on who signed what; such requests
+// are refused. The Go SDK's double Content-Type stays accepted.
+func TestRepeatedAuthenticationHeadersAreRefused(t *testing.T) {
+	up := newUpstream(t, jsonReply(200, alipaySuccess))
+	in := gateway{upstream: up.addr()}.start(t)
+	cases := []struct {
+		name    string
+		extra   []rawHeader
+		code    string
+		message string
+	}{
+		{"two Signature headers", []rawHeader{{"Signature", "algorithm=RSA256,keyVersion=1,signature=AAAA"}}, "INVALID_SIGNATURE", "Signature"},
+		{"Signature again in lowercase", []rawHeader{{"signature", "algorithm=RSA256,keyVersion=1,signature=AAAA"}}, "INVALID_SIGNATURE", "Signature"},
+		{"two Request-Time headers", []rawHeader{{"Request-Time", "1"}}, "INVALID_SIGNATURE", "Request-Time"},
+		{"two Client-Id headers", []rawHeader{{"client-id", "SOMEONE-ELSE"}}, "INVALID_CLIENT", "Client-Id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := rawExchange(t, in, rawRequest(t, in, signed(t, newOrder().bytes()), "", tc.extra...))
+			if a.env.Result.ResultCode != tc.code || a.env.Result.ResultStatus != "F" {
+				t.Fatalf("got %s/%s, want %s/F: %s", a.env.Result.ResultCode, a.env.Result.ResultStatus, tc.code, a.body)
+			}
+			if msg := a.env.Result.ResultMessage; !strings.Contains(msg, tc.message) || !strings.Contains(msg, "more than once") {
+				t.Errorf("resultMessage %q does not say %s was given more than once", msg, tc.message)
+			}
+		})
+	}
+	if n := up.count(); n != 0 {
+		t.Errorf("the upstream was called %d times for refused requests", n)
+	}
+	t.Run("the Go SDK's double Content-Type", func(t *testing.T) {
+		a := rawExchange(t, in, rawRequest(t, in, signed(t, newOrder().bytes()), "", rawHeader{"Content-Type", "application/json; charset=UTF-8"}))
+		if a.env.Result.ResultCode != "SUCCESS" {
+			t.Fatalf("got %s: %s", a.env.Result.ResultCode, a.body)
+		}
+	})
+}
