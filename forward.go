@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,13 +26,24 @@ const maxReplySize = 1 << 20
 // anyway: the caller has an answer within upstream_timeout plus this.
 const timeBoundGrace = time.Second
 
-// headersRemovedUpstream are the Alipay transport headers the upstream must
-// not see: the gateway has already checked them, and forwarding them would
-// invite the backend to re-verify a body it no longer receives.
-var headersRemovedUpstream = []string{
-	"Signature", "Request-Time", "Client-Id", "Key-Version", "Encrypt",
-	"Agent-Token", "Sdk-Version", "Accept-Encoding", "Content-Length",
-	"Transfer-Encoding", "Content-Encoding", "Idempotency-Key",
+// headersKeptUpstream are the only caller headers the upstream gets, as
+// sent: nothing signs the caller's headers, so only those that carry no
+// order data and are useful across the hop (who is calling, the trace) are
+// kept (CONTRACT §4). Everything else is an allow-list of what the gateway
+// itself sets; reverse_proxy adds its own X-Forwarded-* and Via.
+var headersKeptUpstream = []string{"User-Agent", "Traceparent", "Tracestate"}
+
+// clientIDEscaper percent-encodes the two characters that would make an
+// Idempotency-Key ambiguous.
+var clientIDEscaper = strings.NewReplacer("%", "%25", ":", "%3A")
+
+// idempotencyKey is "<clientId>:<requestId>" with % and : in the Client-Id
+// percent-encoded (CONTRACT §4): the first : always separates the two, so
+// no two (Client-Id, requestId) pairs share a key (K with X:Y was K:X:Y,
+// as was K:X with Y). The requestId is left as is, so the common case
+// reads naturally.
+func idempotencyKey(clientID, requestID string) string {
+	return clientIDEscaper.Replace(clientID) + ":" + requestID
 }
 
 // upstreamReply is what the next handler answered.
@@ -59,11 +71,19 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, next caddyhttp.H
 	}
 	up := r.Clone(ctx)
 	up.Method = http.MethodPost
-	for _, name := range headersRemovedUpstream {
-		up.Header.Del(name)
+	// Only signed and normalized data goes on: no query string (the
+	// signature covers the path only) and no header outside the allow-list.
+	up.URL.RawQuery, up.URL.ForceQuery = "", false
+	up.RequestURI = up.URL.RequestURI()
+	up.Trailer = nil
+	up.Header = make(http.Header, len(headersKeptUpstream)+5)
+	for _, name := range headersKeptUpstream {
+		if vs, ok := r.Header[name]; ok {
+			up.Header[name] = slices.Clone(vs)
+		}
 	}
 	up.Header.Set("Content-Type", "application/json")
-	up.Header.Set("Idempotency-Key", clientID+":"+requestID)
+	up.Header.Set("Idempotency-Key", idempotencyKey(clientID, requestID))
 	up.Header.Set("X-Order-Sync-Client-Id", clientID)
 	up.Header.Set("X-Order-Sync-Scenario", scenario)
 	up.Header.Set("Content-Length", strconv.Itoa(len(body)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -105,3 +106,27 @@ func TestReplyEnvelopeShape(t *testing.T) {
 }
 
 func jsonValid(b []byte) bool { return json.Valid(b) }
+
+// TestIdempotencyKeyIsUnambiguous (issue 9 item 6): the key decodes back
+// to exactly one (Client-Id, requestId) pair, so two pairs never share it.
+func TestIdempotencyKeyIsUnambiguous(t *testing.T) {
+	parts := []string{"", "K", "X", ":", "%", "%3A", "%25", "K:X", "a%b:c", "::", "Y"}
+	seen := map[string][2]string{}
+	for _, c := range parts {
+		for _, r := range parts {
+			key := idempotencyKey(c, r)
+			if prev, dup := seen[key]; dup {
+				t.Fatalf("(%q, %q) and (%q, %q) share the key %q", prev[0], prev[1], c, r, key)
+			}
+			seen[key] = [2]string{c, r}
+			enc, rid, _ := strings.Cut(key, ":")
+			dec, err := url.PathUnescape(enc)
+			if err != nil || dec != c || rid != r {
+				t.Errorf("key %q decodes to (%q, %q), want (%q, %q)", key, dec, rid, c, r)
+			}
+		}
+	}
+	if got := idempotencyKey("TEST-CLIENT-1", "0024"); got != "TEST-CLIENT-1:0024" {
+		t.Errorf("plain ids: %q", got)
+	}
+}

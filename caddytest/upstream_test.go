@@ -13,6 +13,8 @@ import (
 type received struct {
 	method string
 	path   string
+	query  string // the raw query, "" when there was none
+	uri    string // the request target as sent
 	header http.Header
 	body   []byte
 }
@@ -34,7 +36,7 @@ func newUpstream(t testing.TB, reply func(w http.ResponseWriter, r *http.Request
 		body, _ := io.ReadAll(r.Body)
 		u.calls.Add(1)
 		u.mu.Lock()
-		u.got = append(u.got, received{method: r.Method, path: r.URL.Path, header: r.Header.Clone(), body: body})
+		u.got = append(u.got, received{method: r.Method, path: r.URL.Path, query: r.URL.RawQuery, uri: r.RequestURI, header: r.Header.Clone(), body: body})
 		u.mu.Unlock()
 		u.reply(w, r, body)
 	}))

@@ -2,6 +2,7 @@ package caddytest
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -150,4 +151,110 @@ func TestRepeatedAuthenticationHeadersAreRefused(t *testing.T) {
 			t.Fatalf("got %s: %s", a.env.Result.ResultCode, a.body)
 		}
 	})
+}
+
+// TestOnlySignedDataReachesTheUpstream (issue 9 item 10): nothing signs the
+// query string or the caller's other headers, so none of it is forwarded:
+// the upstream gets the normalized body, the headers of the upstream
+// contract, User-Agent, traceparent and tracestate, and what reverse_proxy
+// itself adds.
+func TestOnlySignedDataReachesTheUpstream(t *testing.T) {
+	up := newUpstream(t, jsonReply(200, alipaySuccess))
+	in := gateway{upstream: up.addr()}.start(t)
+	o := newOrder()
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	hostile := []rawHeader{
+		{"X-Evil", "1"},
+		{"Cookie", "session=stolen"},
+		{"Authorization", "Bearer stolen"},
+		{"X-Forwarded-For", "6.6.6.6"},
+		{"X-Forwarded-Host", "evil.example"},
+		{"X-Forwarded-Proto", "https"},
+		{"Forwarded", "for=6.6.6.6"},
+		{"X-Real-Ip", "6.6.6.6"},
+		{"X-Order-Sync-Scenario", "spoofed"},
+		{"X-Order-Sync-Client-Id", "spoofed"},
+		{"Idempotency-Key", "spoofed"},
+		{"Accept-Encoding", "br"},
+		{"Key-Version", "1"},
+		{"agent-token", ""},
+		{"SDK-VERSION", "1.3.5"},
+		{"User-Agent", "global-open-sdk-go"},
+		{"traceparent", traceparent},
+		{"tracestate", "vendor=1"},
+	}
+	a := rawExchange(t, in, rawRequest(t, in, signed(t, o.bytes()), syncPath+"?evil=1&orderStatus=REFUNDED", hostile...))
+	if a.env.Result.ResultCode != "SUCCESS" {
+		t.Fatalf("got %s: %s", a.env.Result.ResultCode, a.body)
+	}
+	got := up.last(t)
+	if got.query != "" || got.uri != syncPath {
+		t.Errorf("the upstream got request target %q (query %q), want %q", got.uri, got.query, syncPath)
+	}
+	// What the upstream may see, and from where.
+	allowed := map[string]bool{
+		"Content-Type": true, "Content-Length": true, // the normalized body
+		"Idempotency-Key": true, "X-Order-Sync-Client-Id": true, "X-Order-Sync-Scenario": true, // added by the gateway
+		"User-Agent": true, "Traceparent": true, "Tracestate": true, // the caller's, kept
+		"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "Via": true, // reverse_proxy's own
+		"Accept-Encoding": true, // Go's transport asks for gzip and decodes it itself
+	}
+	for name := range got.header {
+		if !allowed[name] {
+			t.Errorf("the upstream received header %s: %q", name, got.header[name])
+		}
+	}
+	want := map[string]string{
+		"X-Order-Sync-Scenario":  "gift_card",
+		"X-Order-Sync-Client-Id": testClient,
+		"Idempotency-Key":        testClient + ":" + o["requestId"].(string),
+		"User-Agent":             "global-open-sdk-go",
+		"Traceparent":            traceparent,
+		"Tracestate":             "vendor=1",
+		"X-Forwarded-For":        "127.0.0.1",
+		"X-Forwarded-Host":       fmt.Sprintf("127.0.0.1:%d", in.port),
+		"X-Forwarded-Proto":      "http",
+		"Content-Type":           "application/json",
+	}
+	for name, v := range want {
+		if vs := got.header.Values(name); len(vs) != 1 || vs[0] != v {
+			t.Errorf("upstream header %s = %q, want [%q]", name, vs, v)
+		}
+	}
+	if ae := got.header.Get("Accept-Encoding"); ae != "" && ae != "gzip" {
+		t.Errorf("upstream Accept-Encoding = %q, the caller's", ae)
+	}
+}
+
+// TestIdempotencyKeyCannotCollide (issue 9 item 6): clients K and K:X used
+// to produce the same Idempotency-Key (K:X:Y) for requestIds X:Y and Y. In
+// the Client-Id, % and : are percent-encoded, so the first : separates.
+func TestIdempotencyKeyCannotCollide(t *testing.T) {
+	up := newUpstream(t, jsonReply(200, alipaySuccess))
+	k := demoKeys(t)
+	in := startCaddy(t, func(in *instance) string {
+		body := fmt.Sprintf("\t\t\tclient K {\n\t\t\t\tpublic_key_file 1 %[1]s\n\t\t\t}\n"+
+			"\t\t\tclient K:X {\n\t\t\t\tpublic_key_file 1 %[1]s\n\t\t\t}\n"+
+			"\t\t\tclient 100%%:K {\n\t\t\t\tpublic_key_file 1 %[1]s\n\t\t\t}\n"+
+			"\t\t\tstore bbolt %[2]s", k.merchantPub, filepath.Join(in.dataDir, "orders.db"))
+		return routeCaddyfile(in, body, up.addr(), "")
+	}, caddyOptions{})
+	cases := []struct{ client, requestID, key string }{
+		{"K", "X:Y", "K:X:Y"},
+		{"K:X", "Y", "K%3AX:Y"},
+		{"100%:K", "Y", "100%25%3AK:Y"},
+	}
+	seen := map[string]string{}
+	for _, tc := range cases {
+		o := newOrder().with("requestId", tc.requestID)
+		send(t, in.url(), call{clientID: tc.client, body: o.bytes(), key: k.merchant}).expect(t, "SUCCESS", "S")
+		got := up.last(t).header.Get("Idempotency-Key")
+		if got != tc.key {
+			t.Errorf("client %q, requestId %q: Idempotency-Key %q, want %q", tc.client, tc.requestID, got, tc.key)
+		}
+		if other, dup := seen[got]; dup {
+			t.Errorf("client %q and %s share the Idempotency-Key %q", tc.client, other, got)
+		}
+		seen[got] = fmt.Sprintf("client %q", tc.client)
+	}
 }
