@@ -29,7 +29,7 @@ const timeBoundGrace = time.Second
 // headersKeptUpstream are the only caller headers the upstream gets, as
 // sent: nothing signs the caller's headers, so only those that carry no
 // order data and are useful across the hop (who is calling, the trace) are
-// kept (CONTRACT §4). Everything else is an allow-list of what the gateway
+// kept (README, "The upstream contract"). Everything else is an allow-list of what the gateway
 // itself sets; reverse_proxy adds its own X-Forwarded-* and Via.
 var headersKeptUpstream = []string{"User-Agent", "Traceparent", "Tracestate"}
 
@@ -38,7 +38,7 @@ var headersKeptUpstream = []string{"User-Agent", "Traceparent", "Tracestate"}
 var clientIDEscaper = strings.NewReplacer("%", "%25", ":", "%3A")
 
 // idempotencyKey is "<clientId>:<requestId>" with % and : in the Client-Id
-// percent-encoded (CONTRACT §4): the first : always separates the two, so
+// percent-encoded (README, "The upstream contract"): the first : always separates the two, so
 // no two (Client-Id, requestId) pairs share a key (K with X:Y was K:X:Y,
 // as was K:X with Y). The requestId is left as is, so the common case
 // reads naturally.

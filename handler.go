@@ -376,7 +376,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // authenticate checks Client-Id, key version, signature and Request-Time.
 // Each of Client-Id, Signature and Request-Time must be given once: with
 // two, "the first one wins" would let a proxy in front and the gateway
-// disagree on who signed what (CONTRACT §7.15).
+// disagree on who signed what (README, "Security notes").
 func (h *Handler) authenticate(x *exchange) (outcome, bool) {
 	r := x.r
 	if x.clientIDHeaders > 1 {
