@@ -1,7 +1,6 @@
 package ordersync
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -10,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-alipay/ordersync/signature"
 )
 
 func init() {
@@ -195,8 +196,8 @@ func unmarshalClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 			if !d.AllArgs(&version, &value) {
 				return cc, d.Errf("client %s: %s: expected <key-version> <value>", cc.ID, opt)
 			}
-			if _, err := strconv.ParseUint(version, 10, 32); err != nil {
-				return cc, d.Errf("client %s: %s: key version %q is not a non-negative integer", cc.ID, opt, version)
+			if err := signature.CheckKeyVersion(version); err != nil {
+				return cc, d.Errf("client %s: %s %q: %v", cc.ID, opt, version, err)
 			}
 			m := &cc.PublicKeys
 			if opt == "public_key_file" {
@@ -239,8 +240,8 @@ func unmarshalSign(d *caddyfile.Dispenser) (*SignConfig, error) {
 		case "private_key":
 			sc.PrivateKey = v
 		case "key_version":
-			if _, err := strconv.ParseUint(v, 10, 32); err != nil {
-				return nil, d.Errf("sign_responses: key_version %q is not a non-negative integer", v)
+			if err := signature.CheckKeyVersion(v); err != nil {
+				return nil, d.Errf("sign_responses: key_version %q: %v", v, err)
 			}
 			sc.KeyVersion = v
 		default:

@@ -259,7 +259,7 @@ func (h *Handler) provisionClients(repl *caddy.Replacer) error {
 			if err != nil {
 				return fmt.Errorf("alipay_order_sync: client %s: public_key %s: %v", cc.ID, version, err)
 			}
-			if err := addKey(c, version, key); err != nil {
+			if err := addKey(c, "public_key", version, key); err != nil {
 				return err
 			}
 		}
@@ -273,7 +273,7 @@ func (h *Handler) provisionClients(repl *caddy.Replacer) error {
 			if err != nil {
 				return fmt.Errorf("alipay_order_sync: client %s: public_key_file %s %s: %v", cc.ID, version, path, err)
 			}
-			if err := addKey(c, version, key); err != nil {
+			if err := addKey(c, "public_key_file", version, key); err != nil {
 				return err
 			}
 		}
@@ -291,9 +291,9 @@ func (h *Handler) provisionClients(repl *caddy.Replacer) error {
 	return nil
 }
 
-func addKey(c *client, version string, key *rsa.PublicKey) error {
-	if _, err := strconv.ParseUint(version, 10, 32); err != nil {
-		return fmt.Errorf("alipay_order_sync: client %s: key version %q is not a non-negative integer", c.id, version)
+func addKey(c *client, option, version string, key *rsa.PublicKey) error {
+	if err := signature.CheckKeyVersion(version); err != nil {
+		return fmt.Errorf("alipay_order_sync: client %s: %s %q: %v", c.id, option, version, err)
 	}
 	if _, dup := c.keys[version]; dup {
 		return fmt.Errorf("alipay_order_sync: client %s: key version %s given twice", c.id, version)
@@ -333,10 +333,10 @@ func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
 	}
 	version := sc.KeyVersion
 	if version == "" {
-		version = "1"
+		version = signature.DefaultKeyVersion
 	}
-	if _, err := strconv.ParseUint(version, 10, 32); err != nil {
-		return fmt.Errorf("alipay_order_sync: sign_responses: key_version %q is not a non-negative integer", version)
+	if err := signature.CheckKeyVersion(version); err != nil {
+		return fmt.Errorf("alipay_order_sync: sign_responses: key_version %q: %v", version, err)
 	}
 	h.signer = &signer{key: key, keyVersion: version}
 	return nil

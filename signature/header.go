@@ -20,9 +20,6 @@ const DefaultKeyVersion = "1"
 // real header while bounding the work an abusive one can cause.
 const MaxHeaderLen = 4096
 
-// maxKeyVersionLen bounds keyVersion so it stays a safe metrics/log value.
-const maxKeyVersionLen = 32
-
 // Header is a parsed Signature header.
 type Header struct {
 	// Algorithm is always AlgorithmRSA256 after a successful parse.
@@ -91,8 +88,8 @@ func ParseHeader(v string) (Header, error) {
 	}
 	if ver == "" {
 		ver = DefaultKeyVersion
-	} else if !validKeyVersion(ver) {
-		return Header{}, newError(ReasonMalformed, "Signature: keyVersion must be 1-32 letters, digits, '.', '_' or '-'")
+	} else if err := CheckKeyVersion(ver); err != nil {
+		return Header{}, newError(ReasonMalformed, "Signature: "+err.Error())
 	}
 	if !haveSig {
 		return Header{}, newError(ReasonMalformed, "Signature: missing signature= item")
@@ -149,19 +146,6 @@ func FormatHeader(keyVersion string, sig []byte) string {
 
 // trimOWS trims HTTP optional whitespace (spaces and tabs).
 func trimOWS(s string) string { return strings.Trim(s, " \t") }
-
-func validKeyVersion(v string) bool {
-	if len(v) > maxKeyVersionLen {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(isAlnum(c) || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 // safeToken returns s followed by a space when it is short and plain enough
 // to echo in an error message (an algorithm name), else "".
