@@ -9,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-alipay/ordersync/internal/adminapi"
+	"github.com/caddy-alipay/ordersync/signature"
 	"github.com/caddy-alipay/ordersync/store"
 )
 
@@ -52,6 +54,9 @@ func activeStores() []store.Store {
 //
 //	GET /alipay_order_sync/order?client_id=…&merchant_biz_no=…
 //	GET /alipay_order_sync/request?client_id=…&request_id=…
+//
+// Their paths, parameters and views are in internal/adminapi, shared with
+// the CLI that calls them.
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -65,39 +70,17 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 // Routes returns the admin routes.
 func (a *AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: "/alipay_order_sync/order", Handler: caddy.AdminHandlerFunc(a.handleOrder)},
-		{Pattern: "/alipay_order_sync/request", Handler: caddy.AdminHandlerFunc(a.handleRequest)},
+		{Pattern: adminapi.OrderRoute, Handler: caddy.AdminHandlerFunc(a.handleOrder)},
+		{Pattern: adminapi.RequestRoute, Handler: caddy.AdminHandlerFunc(a.handleRequest)},
 	}
-}
-
-// OrderView is the admin API's view of one order.
-type OrderView struct {
-	ClientID         string          `json:"clientId"`
-	MerchantBizNo    string          `json:"merchantBizNo"`
-	Scenario         string          `json:"scenario"`
-	Status           string          `json:"orderStatus"`
-	OrderModifyTime  int64           `json:"orderModifyTime"`
-	OrderID          string          `json:"orderId"`
-	DistributeResult json.RawMessage `json:"distributeResult,omitempty"`
-	RequestID        string          `json:"lastRequestId"`
-	LastChange       string          `json:"lastChange"`
-}
-
-// RequestView is the admin API's view of one replay record.
-type RequestView struct {
-	ClientID  string              `json:"clientId"`
-	RequestID string              `json:"requestId"`
-	State     string              `json:"state"` // in_flight or done
-	ExpiresAt string              `json:"expiresAt"`
-	Header    map[string][]string `json:"header,omitempty"`
-	Reply     json.RawMessage     `json:"reply,omitempty"`
 }
 
 func (a *AdminAPI) handleOrder(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed")}
 	}
-	key := store.OrderKey{ClientID: r.URL.Query().Get("client_id"), MerchantBizNo: r.URL.Query().Get("merchant_biz_no")}
+	q := r.URL.Query()
+	key := store.OrderKey{ClientID: q.Get(adminapi.ParamClientID), MerchantBizNo: q.Get(adminapi.ParamMerchantBizNo)}
 	if key.ClientID == "" || key.MerchantBizNo == "" {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("client_id and merchant_biz_no are required")}
 	}
@@ -107,22 +90,23 @@ func (a *AdminAPI) handleOrder(w http.ResponseWriter, r *http.Request) error {
 			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("state store: %v", err)}
 		}
 		if o != nil {
-			return writeJSON(w, OrderView{
+			return writeJSON(w, adminapi.OrderView{
 				ClientID: key.ClientID, MerchantBizNo: key.MerchantBizNo, Scenario: o.Scenario,
 				Status: o.Status, OrderModifyTime: o.ModifyTime, OrderID: o.OrderID,
 				DistributeResult: o.DistributeResult, RequestID: o.RequestID,
-				LastChange: o.UpdatedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+				LastChange: signature.FormatTime(o.UpdatedAt),
 			})
 		}
 	}
-	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no such order")}
+	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New(adminapi.NoSuchOrder)}
 }
 
 func (a *AdminAPI) handleRequest(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed")}
 	}
-	key := store.RequestKey{ClientID: r.URL.Query().Get("client_id"), RequestID: r.URL.Query().Get("request_id")}
+	q := r.URL.Query()
+	key := store.RequestKey{ClientID: q.Get(adminapi.ParamClientID), RequestID: q.Get(adminapi.ParamRequestID)}
 	if key.ClientID == "" || key.RequestID == "" {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("client_id and request_id are required")}
 	}
@@ -134,8 +118,8 @@ func (a *AdminAPI) handleRequest(w http.ResponseWriter, r *http.Request) error {
 		if rec == nil {
 			continue
 		}
-		view := RequestView{ClientID: key.ClientID, RequestID: key.RequestID, State: "in_flight",
-			ExpiresAt: rec.ExpiresAt.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
+		view := adminapi.RequestView{ClientID: key.ClientID, RequestID: key.RequestID, State: "in_flight",
+			ExpiresAt: signature.FormatTime(rec.ExpiresAt)}
 		if rec.Done && rec.Reply != nil {
 			view.State = "done"
 			view.Header = rec.Reply.Header
@@ -145,7 +129,7 @@ func (a *AdminAPI) handleRequest(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, view)
 	}
-	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no such request")}
+	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New(adminapi.NoSuchRequest)}
 }
 
 func writeJSON(w http.ResponseWriter, v any) error {

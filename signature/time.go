@@ -112,6 +112,12 @@ func FormatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
+// FormatEpochMillis returns t as epoch milliseconds, the Request-Time form
+// the Java and Go SDKs send, e.g. 1742977506708.
+func FormatEpochMillis(t time.Time) string {
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
 // CheckWindow returns an *Error with ReasonTime when t is more than window
 // before or after now. A window of 0 (or less) turns the check off.
 func CheckWindow(t, now time.Time, window time.Duration) error {

@@ -111,6 +111,17 @@ func TestFormatTime(t *testing.T) {
 	}
 }
 
+func TestFormatEpochMillis(t *testing.T) {
+	in := time.Date(2025, 3, 26, 8, 25, 6, 708999999, time.UTC)
+	if got, want := FormatEpochMillis(in), "1742977506708"; got != want {
+		t.Fatalf("FormatEpochMillis = %q, want %q", got, want)
+	}
+	back, err := ParseTime(FormatEpochMillis(in))
+	if err != nil || !back.Equal(in.Truncate(time.Millisecond)) {
+		t.Fatalf("round trip: %v, %v", back, err)
+	}
+}
+
 func TestCheckWindow(t *testing.T) {
 	now := time.Date(2026, 11, 25, 13, 12, 21, 0, time.UTC)
 	w := 5 * time.Minute

@@ -1,4 +1,4 @@
-package ordersync
+package cli
 
 import (
 	"bytes"
@@ -9,31 +9,31 @@ import (
 	"strings"
 )
 
-// cliSetUsage is the help text of send's --set flag.
-const cliSetUsage = `before signing, set a top-level field of the body: NAME=VALUE sets a string,
+// setUsage is the help text of send's --set flag.
+const setUsage = `before signing, set a top-level field of the body: NAME=VALUE sets a string,
 NAME:=JSON any JSON value (e.g. orderModifyTime:=1742977600000); repeatable.
 Only that field's bytes change; a field the body lacks is added at its end`
 
-// cliSetFields applies send's --set assignments to body. It edits the
+// setFields applies send's --set assignments to body. It edits the
 // bytes in place rather than decoding and re-encoding, so that everything
 // but the named fields stays byte for byte what the file holds: "change one
 // field" then means one field, which is what a replay test needs.
-func cliSetFields(body []byte, sets []string) ([]byte, error) {
+func setFields(body []byte, sets []string) ([]byte, error) {
 	for _, set := range sets {
-		name, value, err := cliParseSet(set)
+		name, value, err := parseSet(set)
 		if err != nil {
 			return nil, err
 		}
-		if body, err = cliSetField(body, name, value); err != nil {
+		if body, err = setField(body, name, value); err != nil {
 			return nil, err
 		}
 	}
 	return body, nil
 }
 
-// cliParseSet splits NAME=VALUE (a string) or NAME:=JSON (a raw value) and
+// parseSet splits NAME=VALUE (a string) or NAME:=JSON (a raw value) and
 // returns the name and the value as JSON.
-func cliParseSet(set string) (name string, value []byte, err error) {
+func parseSet(set string) (name string, value []byte, err error) {
 	i := strings.IndexByte(set, '=')
 	if i <= 0 {
 		return "", nil, fmt.Errorf("--set %q: want NAME=VALUE or NAME:=JSON, e.g. --set tradeNo=T2", set)
@@ -54,9 +54,9 @@ func cliParseSet(set string) (name string, value []byte, err error) {
 	return name, value, nil
 }
 
-// cliSetField replaces the value of every top-level member called name
+// setField replaces the value of every top-level member called name
 // with value, or appends the member when there is none.
-func cliSetField(body []byte, name string, value []byte) ([]byte, error) {
+func setField(body []byte, name string, value []byte) ([]byte, error) {
 	errNotObject := fmt.Errorf("--set %s: BODY_FILE is not a JSON object", name)
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
