@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-alipay/ordersync/signature"
 )
 
 var (
 	buildOnce sync.Once
 	buildDir  string
-	builtBin  string
+	built     struct{ caddy, helper string }
 	buildErr  error
 )
 
@@ -26,12 +30,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// caddyBinary builds ./cmd/caddy once per test binary. Go's build cache
-// makes every build after the first take seconds.
-func caddyBinary(tb testing.TB) string {
+// binaries builds ./cmd/caddy and the helper once per test binary. Under
+// -race they are built with -race too: that shares the build cache with
+// caddytest's race-built Caddy (a fresh CI machine then compiles Caddy
+// once, not twice) and runs the gateway under the race detector while the
+// load tool drives it. The smoke test asserts nothing about speed.
+func binaries(tb testing.TB) (caddy, helper string) {
 	tb.Helper()
 	if testing.Short() {
-		tb.Skip("starts a Caddy process; skipped under -short")
+		tb.Skip("starts Caddy processes; skipped under -short")
 	}
 	buildOnce.Do(func() {
 		root, err := RepoRoot()
@@ -42,15 +49,19 @@ func caddyBinary(tb testing.TB) string {
 		if buildDir, buildErr = os.MkdirTemp("", "ordersync-bench-bin-"); buildErr != nil {
 			return
 		}
-		builtBin, buildErr = BuildCaddy(context.Background(), root, buildDir)
+		flags := BuildFlags{Race: raceEnabled}
+		if built.caddy, buildErr = Build(context.Background(), root, buildDir, CaddyPackage, flags); buildErr != nil {
+			return
+		}
+		built.helper, buildErr = Build(context.Background(), root, buildDir, HelperPackage, flags)
 	})
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
-	return builtBin
+	return built.caddy, built.helper
 }
 
-// logWriter sends the driver's progress lines to the test log.
+// logWriter sends the load tool's progress lines to the test log.
 type logWriter struct{ tb testing.TB }
 
 func (w logWriter) Write(p []byte) (int, error) {
@@ -58,137 +69,176 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestLoadtestSmoke runs the load driver briefly over every scenario. It
-// checks that the numbers are made of correct answers and that each
-// scenario takes the path it claims to (upstream called or not); it never
-// asserts on speed.
+// TestLoadtestSmoke runs one short round of every path. It checks that the
+// figures are made of correct answers, that each path takes the way it
+// claims (upstream called or not), that every figure the report promises
+// is there, and that both reports are complete; it never asserts on speed.
 func TestLoadtestSmoke(t *testing.T) {
-	bin := caddyBinary(t)
-	rep, err := Run(t.Context(), Config{CaddyBin: bin, Workers: 2, Duration: time.Second, Progress: logWriter{t}})
+	caddy, helper := binaries(t)
+	rep, err := Run(t.Context(), Config{
+		CaddyBin: caddy, HelperBin: helper,
+		Workers: 2, Rounds: 1,
+		Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond, BoundDuration: 200 * time.Millisecond,
+		Pool:     300, // signing is slow under -race; a window may end early
+		Progress: logWriter{t},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != len(Scenarios) {
-		t.Fatalf("got %d results, want %d", len(rep.Results), len(Scenarios))
+	got := map[string]bool{}
+	var cpu float64
+	for _, p := range rep.Pairs {
+		got[p.Path] = true
+		for _, m := range []*Measurement{p.Base, p.Gateway, p.BaseHalf, p.GatewayHalf} {
+			if m == nil {
+				t.Errorf("%s: a window is missing: %+v", p.Path, p)
+				continue
+			}
+			at := m.Path + " " + m.Load + " (" + p.Path + " pair)"
+			if m.Errors != 0 {
+				t.Errorf("%s: %d errors %v, e.g. %s", at, m.Errors, m.ErrorKinds, m.ErrorSample)
+			}
+			if m.Requests == 0 || m.RPS <= 0 {
+				t.Errorf("%s: no throughput (%d requests, %.1f/s)", at, m.Requests, m.RPS)
+			}
+			if !(0 < m.P50Ms && m.P50Ms <= m.P90Ms && m.P90Ms <= m.P99Ms) {
+				t.Errorf("%s: percentiles missing or out of order: %v %v %v", at, m.P50Ms, m.P90Ms, m.P99Ms)
+			}
+			if m.PeakRSSKiB <= 0 || m.StartRSSKiB <= 0 {
+				t.Errorf("%s: no RSS read", at)
+			}
+			if m.UpstreamMismatch {
+				t.Errorf("%s: upstream called %d times for %d answers", at, m.UpstreamCalls, m.Requests)
+			}
+			if m.Load == LoadHalf && m.TargetRPS != p.HalfRPS {
+				t.Errorf("%s: offered %.0f req/s, the pair's half load is %.0f", at, m.TargetRPS, p.HalfRPS)
+			}
+			cpu += m.CaddyCPUUs
+		}
+		if p.Throughput <= 0 || p.PeakRSS <= 0 || p.P99Half <= 0 {
+			t.Errorf("%s: ratios missing: %+v", p.Path, p)
+		}
+		if want := p.Path == PathSigned; (p.SigningBound > 0) != want || (p.VsSignBound > 0) != want {
+			t.Errorf("%s: signing bound %.0f/s, ratio %.2f; want one only for %s", p.Path, p.SigningBound, p.VsSignBound, PathSigned)
+		}
 	}
-	for _, r := range rep.Results {
-		if r.Errors != 0 {
-			t.Errorf("%s: %d errors %v, e.g. %s", r.Scenario, r.Errors, r.ErrorKinds, r.ErrorSample)
-		}
-		if r.Requests == 0 || r.RPS <= 0 {
-			t.Errorf("%s: no throughput (%d requests, %.1f/s)", r.Scenario, r.Requests, r.RPS)
-		}
-		if !(r.P50Ms <= r.P90Ms && r.P90Ms <= r.P99Ms) {
-			t.Errorf("%s: percentiles out of order: %v %v %v", r.Scenario, r.P50Ms, r.P90Ms, r.P99Ms)
-		}
-		if r.PeakRSSKiB <= 0 {
-			t.Errorf("%s: no peak RSS read", r.Scenario)
-		}
-		wantCalls := int64(0) // replay and resend are answered from the store
-		if r.Scenario == ScenarioBare || r.Scenario == ScenarioFirstTime {
-			wantCalls = r.Requests
-		}
-		if r.UpstreamCalls != wantCalls {
-			t.Errorf("%s: upstream called %d times for %d requests, want %d", r.Scenario, r.UpstreamCalls, r.Requests, wantCalls)
+	if cpu <= 0 {
+		t.Error("no window read Caddy's CPU time")
+	}
+	for _, name := range PathNames() {
+		if !got[name] && !(name == PathRedis && strings.Contains(strings.Join(rep.Notes, "\n"), PathRedis+" skipped")) {
+			t.Errorf("no result and no note for path %s", name)
 		}
 	}
-	if len(rep.Ratios) != len(Scenarios)-1 {
-		t.Errorf("got %d ratios, want %d", len(rep.Ratios), len(Scenarios)-1)
+	if len(rep.Summary) != len(got) {
+		t.Errorf("%d summaries for %d paths", len(rep.Summary), len(got))
 	}
 
 	var md, js bytes.Buffer
 	if err := rep.Markdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range Scenarios {
-		if !strings.Contains(md.String(), "| "+s+" |") {
-			t.Errorf("markdown has no row for %s:\n%s", s, md.String())
+	for name := range got {
+		if strings.Count(md.String(), "| "+name+" |") != 2 {
+			t.Errorf("markdown has not two rows for %s:\n%s", name, md.String())
 		}
 	}
 	if err := rep.JSON(&js); err != nil {
 		t.Fatal(err)
 	}
 	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Results) != len(rep.Results) {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Pairs) != len(rep.Pairs) || len(back.Summary) != len(rep.Summary) {
 		t.Errorf("JSON does not read back (%v):\n%s", err, js.String())
 	}
 	t.Logf("\n%s", md.String())
 }
 
-// BenchmarkGatewayVsBareProxy sends sequential requests to the bare
-// reverse_proxy site and to the gateway site of one Caddy process, so the
-// sub-benchmarks' ns/op can be compared side by side (one connection, no
-// concurrency: the per-request cost, not throughput). upstream-calls/op
-// shows which path each one took. Requests are signed before the timer
-// starts; the driver's RSA signing would otherwise dominate.
+// BenchmarkGatewayVsBareProxy sends sequential requests to a bare
+// reverse_proxy site and to the signed gateway site of one Caddy process,
+// so the sub-benchmarks' ns/op compare side by side (one connection, no
+// concurrency: the time of one request, not throughput). upstream-calls/op
+// shows the path each took. Requests are signed before the timer starts.
 func BenchmarkGatewayVsBareProxy(b *testing.B) {
-	bin := caddyBinary(b)
-	env, err := StartEnv(b.Context(), EnvConfig{CaddyBin: bin})
+	caddy, helper := binaries(b)
+	root, err := RepoRoot()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(env.Close)
-	cfg := Config{CaddyBin: bin, Workers: 4}
-	if err := cfg.defaults(); err != nil {
-		b.Fatal(err)
-	}
-	r, err := newRunner(cfg, env)
+	dir := b.TempDir()
+	up, err := startUpstream(helper, dir, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(r.client.CloseIdleConnections)
+	b.Cleanup(up.stop)
+	site := &Site{Upstream: up.addr, Root: root, DataDir: dir}
+	bare, bareURL, err := Bare.Site(site)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signed, _ := pathByName(PathSigned)
+	gw, gwURL, err := signed.Site(site)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := startCaddy(b.Context(), caddy, dir, site, bare+"\n"+gw, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.stop)
+	r := &runner{cfg: Config{Workers: 4, Progress: io.Discard}, root: root, pools: map[string][]request{}, client: newClient(4), began: time.Now()}
+	b.Cleanup(r.client.hc.CloseIdleConnections)
+	if r.fx, err = newFixture(root); err != nil {
+		b.Fatal(err)
+	}
+	pem, err := os.ReadFile(filepath.Join(root, "examples", "demo-keys", "merchant-private.pem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r.key, err = signature.ParsePrivateKey(pem); err != nil {
+		b.Fatal(err)
+	}
 
-	b.Run("bare", func(b *testing.B) {
-		q, err := r.sign(r.seedB)
+	seq := func(b *testing.B, url string, req Requests, check Check) {
+		n := req.Repeat
+		if n == 0 {
+			n = b.N
+		}
+		pool, err := r.pool(b.Context(), req, n)
 		if err != nil {
 			b.Fatal(err)
 		}
-		r.sequential(b, env.BareURL, []request{q}, checkBare)
-	})
+		calls, _ := up.calls()
+		b.ResetTimer()
+		for i := range b.N {
+			if kind, detail := r.client.do(b.Context(), url, pool[i%n], check); kind != "" {
+				b.Fatalf("request %d: %s: %s", i, kind, detail)
+			}
+		}
+		b.StopTimer()
+		after, _ := up.calls()
+		b.ReportMetric(float64(after-calls)/float64(b.N), "upstream-calls/op")
+	}
+	// The store is not emptied between sub-benchmarks (nor between the
+	// runs of one with growing b.N): new ids where requests must be new.
+	renew := func() { r.fx.prefix = newPrefix(); clear(r.pools) }
+	w := &Window{URL: gwURL, r: r}
+	b.Run("bare", func(b *testing.B) { seq(b, bareURL, Bare.Requests, checkBare) })
 	b.Run("gateway-first-time", func(b *testing.B) {
-		pool := r.mustPresign(b, b.N, func(int) []byte { body, _ := r.newOrder(); return body })
-		r.sequential(b, env.GatewayURL, pool, checkGateway)
+		renew()
+		seq(b, gwURL, freshOrders, checkGateway(true))
 	})
 	b.Run("gateway-replay", func(b *testing.B) {
-		if err := r.commit(context.Background()); err != nil {
+		// Committed once, replayed ever after: a replay is SUCCESS too.
+		if err := w.SendAll(b.Context(), committed, checkGateway(true)); err != nil {
 			b.Fatal(err)
 		}
-		// Signed afresh over the same bytes, still a replay, so a long
-		// -benchtime never runs into the Request-Time window.
-		pool := r.mustPresign(b, len(r.committed), func(i int) []byte { return r.committed[i] })
-		r.sequential(b, env.GatewayURL, pool, checkGateway)
+		seq(b, gwURL, committed, checkGateway(true))
 	})
 	b.Run("gateway-resend", func(b *testing.B) {
-		if err := r.commit(context.Background()); err != nil {
+		renew()
+		if err := w.SendAll(b.Context(), committed, checkGateway(true)); err != nil {
 			b.Fatal(err)
 		}
-		pool := r.mustPresign(b, b.N, func(i int) []byte {
-			return r.body(r.id(), r.committedBizNo[i%len(r.committedBizNo)])
-		})
-		r.sequential(b, env.GatewayURL, pool, checkGateway)
+		seq(b, gwURL, resends, checkGateway(true))
 	})
-}
-
-func (r *runner) mustPresign(b *testing.B, n int, gen func(i int) []byte) []request {
-	b.Helper()
-	pool, err := r.presign(context.Background(), n, 0, gen)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return pool
-}
-
-// sequential times b.N requests over pool, one at a time, failing on the
-// first wrong answer so a broken setup never reports a fast ns/op.
-func (r *runner) sequential(b *testing.B, url string, pool []request, check checkFunc) {
-	b.Helper()
-	calls := r.env.UpstreamCalls()
-	b.ResetTimer()
-	for i := range b.N {
-		if kind, detail := r.do(context.Background(), url, pool[i%len(pool)], check); kind != "" {
-			b.Fatalf("request %d: %s: %s", i, kind, detail)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(r.env.UpstreamCalls()-calls)/float64(b.N), "upstream-calls/op")
 }

@@ -1,12 +1,14 @@
 // Command loadtest measures the alipay_order_sync gateway against bare Caddy
-// reverse_proxy in one run and prints the results and their ratios as
-// markdown:
+// reverse_proxy to the same upstream, in one interleaved run, and prints the
+// ratios and the figures as markdown:
 //
-//	go run ./bench/loadtest                       # builds ./cmd/caddy, 16 workers, 10s per scenario
-//	go run ./bench/loadtest -caddy ./caddy -workers 32 -duration 20s -out results.json
+//	go run ./bench/loadtest                     # 3 rounds, 32 connections, 10s windows
+//	go run ./bench/loadtest -rounds 1 -duration 2s -paths first-time-unsigned
+//	go run ./bench/loadtest -tags openssl -out results.json
 //
-// It starts one Caddy with two loopback sites in front of an in-process
-// upstream and sends traffic to 127.0.0.1 only. See bench/README.md.
+// Every path is measured next to its baseline, each window in a fresh
+// Caddy process pinned to its own CPUs. Traffic goes to 127.0.0.1 only.
+// See bench/README.md for the method.
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,20 +34,36 @@ func main() {
 
 func run() error {
 	var (
-		caddyBin  = flag.String("caddy", "", "Caddy binary with this module; default: go build ./cmd/caddy into a temp dir")
-		workers   = flag.Int("workers", 16, "concurrent workers (connections)")
-		duration  = flag.Duration("duration", 10*time.Second, "timed window per scenario (at most "+bench.MaxDuration.String()+")")
-		scenarios = flag.String("scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to measure, in order")
-		pool      = flag.Int("pool", 0, "requests to pre-sign for first-time and resend; 0: as many as can be signed in the window plus 10%")
-		dataDir   = flag.String("data-dir", "", "directory for the gateway's orders.db; default a temp dir (fsync cost depends on its disk)")
-		out       = flag.String("out", "", "also write the results as JSON to this file")
+		caddyBin   = flag.String("caddy", "", "Caddy binary with this module; default: go build ./cmd/caddy (with -tags) into a temp dir")
+		tags       = flag.String("tags", "", "build tags for ./cmd/caddy, e.g. openssl; with -caddy, read from the binary")
+		conns      = flag.Int("connections", 32, "connections of the saturating load (and at most of the half load)")
+		duration   = flag.Duration("duration", 10*time.Second, "measured time of each window")
+		warmup     = flag.Duration("warmup", 0, "untimed load before each window; 0: duration/10 within [100ms, 2s]")
+		rounds     = flag.Int("rounds", 3, "how often each path is measured next to its baseline")
+		paths      = flag.String("paths", strings.Join(bench.PathNames(), ","), "comma-separated paths to measure, each against its baseline")
+		pool       = flag.Int("pool", 0, "cap on the requests of one window for paths that never repeat one; 0: sized from the rates measured")
+		halfLoad   = flag.Bool("half-load", true, "also measure p99 at half of the saturating load (open loop)")
+		bound      = flag.Duration("bound-duration", 2*time.Second, "how long the signing bound signs")
+		pin        = flag.Bool("pin", true, "pin Caddy and its upstream to some CPUs and the load generator to the others")
+		serverCPUs = flag.String("server-cpus", "", "CPUs for Caddy, upstream and redis-server, e.g. 0 or 0-1; default the lower half")
+		loadCPUs   = flag.String("load-cpus", "", "CPUs for the load generator; default the upper half")
+		dataDir    = flag.String("data-dir", "", "where each window's bbolt file goes; default a temp dir (fsync cost depends on its disk)")
+		out        = flag.String("out", "", "also write the report, every window included, as JSON to this file")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
 	}
+	server, err := parseCPUs(*serverCPUs)
+	if err != nil {
+		return fmt.Errorf("-server-cpus: %w", err)
+	}
+	load, err := parseCPUs(*loadCPUs)
+	if err != nil {
+		return fmt.Errorf("-load-cpus: %w", err)
+	}
 
-	// Ctrl-C still stops Caddy and removes the temp files.
+	// Ctrl-C still stops every process and removes the temp files.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -52,28 +71,44 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	dir, err := os.MkdirTemp("", "ordersync-loadtest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	flags := bench.BuildFlags{Tags: *tags}
 	bin := *caddyBin
 	if bin == "" {
-		dir, err := os.MkdirTemp("", "ordersync-loadtest-")
-		if err != nil {
+		fmt.Fprintf(os.Stderr, "building %s\n", bench.CaddyPackage)
+		if bin, err = bench.Build(ctx, root, dir, bench.CaddyPackage, flags); err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		fmt.Fprintln(os.Stderr, "building ./cmd/caddy")
-		if bin, err = bench.BuildCaddy(ctx, root, dir); err != nil {
-			return err
-		}
+	} else if flags, err = bench.BinaryFlags(bin); err != nil {
+		return fmt.Errorf("-caddy %s: %w", bin, err)
+	}
+	// The helper signs the signing bound: same tags, same signer as Caddy.
+	helper, err := bench.Build(ctx, root, dir, bench.HelperPackage, bench.BuildFlags{Tags: flags.Tags})
+	if err != nil {
+		return err
 	}
 
 	rep, err := bench.Run(ctx, bench.Config{
-		CaddyBin:  bin,
-		RepoRoot:  root,
-		DataDir:   *dataDir,
-		Workers:   *workers,
-		Duration:  *duration,
-		Scenarios: strings.FieldsFunc(*scenarios, func(r rune) bool { return r == ',' || r == ' ' }),
-		Pool:      *pool,
-		Progress:  os.Stderr,
+		CaddyBin:      bin,
+		HelperBin:     helper,
+		RepoRoot:      root,
+		DataDir:       *dataDir,
+		Workers:       *conns,
+		Duration:      *duration,
+		Warmup:        *warmup,
+		Rounds:        *rounds,
+		Paths:         strings.FieldsFunc(*paths, func(r rune) bool { return r == ',' || r == ' ' }),
+		Pool:          *pool,
+		SkipHalfLoad:  !*halfLoad,
+		BoundDuration: *bound,
+		NoPin:         !*pin,
+		ServerCPUs:    server,
+		LoadCPUs:      load,
+		Progress:      os.Stderr,
 	})
 	if err != nil {
 		return err
@@ -93,4 +128,28 @@ func run() error {
 		return f.Close()
 	}
 	return nil
+}
+
+// parseCPUs reads a CPU list such as "0", "0-1" or "0,2-3".
+func parseCPUs(s string) ([]int, error) {
+	var out []int
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a {
+			return nil, fmt.Errorf("%q is not a CPU list like 0,2-3", s)
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"time"
+
+	"github.com/caddy-alipay/ordersync/signature"
+)
+
+// replyBody is a SUCCESS envelope of the size the gateway signs on the
+// first-time path.
+var replyBody = []byte(`{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"},"orderId":"ORD-1234567","orderStatus":"TICKETED","distributeResult":[]}`)
+
+// newSigner returns one reply signature as the gateway makes it (same key,
+// same content, same implementation) and the implementation's name. Keep
+// it in step with how the handler signs.
+func newSigner(pem []byte) (sign func(now time.Time) error, backend string, err error) {
+	key, err := signature.ParsePrivateKey(pem)
+	if err != nil {
+		return nil, "", err
+	}
+	return func(now time.Time) error {
+		_, err := signature.Sign(key, "POST", "/api/open/alipay/v1/merchant/order/sync", "BENCH-CLIENT", signature.FormatTime(now), replyBody)
+		return err
+	}, "go", nil
+}
