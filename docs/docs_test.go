@@ -6,12 +6,14 @@ package docs_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // root is the repository root, one level up from this package.
@@ -58,30 +60,78 @@ func walk(t *testing.T, exts []string, fn func(rel string, data []byte)) {
 var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 
 // TestMarkdownLinksStayInside: a relative link names a file or folder that
-// exists in the repository, never one beside it.
+// exists in the repository, never one beside it, and a #fragment names a
+// heading of the Markdown file it points at (a table of contents that
+// survives a renamed section is a broken one).
 func TestMarkdownLinksStayInside(t *testing.T) {
 	n := 0
 	walk(t, []string{".md"}, func(rel string, data []byte) {
 		for _, m := range mdLink.FindAllSubmatch(data, -1) {
 			target := string(m[1])
-			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") || strings.HasPrefix(target, "#") {
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
 				continue
 			}
 			n++
-			target, _, _ = strings.Cut(target, "#")
-			abs := filepath.Join(root, filepath.Dir(rel), filepath.FromSlash(target))
+			file, fragment, _ := strings.Cut(target, "#")
+			abs := filepath.Join(root, filepath.FromSlash(rel)) // #fragment alone: this file
+			if file != "" {
+				abs = filepath.Join(root, filepath.Dir(rel), filepath.FromSlash(file))
+			}
 			if inside, err := filepath.Rel(root, abs); err != nil || inside == ".." || strings.HasPrefix(inside, ".."+string(filepath.Separator)) {
 				t.Errorf("%s: link %q points outside the repository", rel, m[1])
 				continue
 			}
-			if _, err := os.Stat(abs); err != nil {
-				t.Errorf("%s: link %q: no such file in the repository", rel, m[1])
+			linked, err := os.ReadFile(abs)
+			if err != nil {
+				if _, err := os.Stat(abs); err != nil {
+					t.Errorf("%s: link %q: no such file in the repository", rel, m[1])
+				}
+				continue // a folder
+			}
+			if fragment != "" && strings.HasSuffix(abs, ".md") && !anchors(linked)[fragment] {
+				t.Errorf("%s: link %q: no heading with that anchor", rel, m[1])
 			}
 		}
 	})
 	if n == 0 {
 		t.Fatal("found no relative links at all; is the walk looking at the repository?")
 	}
+}
+
+// anchors returns the anchors GitHub gives the headings of a Markdown
+// document: lower case, punctuation dropped, spaces as hyphens, and -1, -2…
+// after repeats. Headings inside fenced code blocks are not headings.
+func anchors(md []byte) map[string]bool {
+	seen := map[string]int{}
+	out := map[string]bool{}
+	fenced := false
+	for _, line := range strings.Split(string(md), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+			continue
+		}
+		if fenced || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		text := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(text) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		if k := seen[a]; k > 0 {
+			out[fmt.Sprintf("%s-%d", a, k)] = true
+		} else {
+			out[a] = true
+		}
+		seen[a]++
+	}
+	return out
 }
 
 // specCite matches a citation of a section of the project's spec summary.
