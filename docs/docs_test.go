@@ -1,6 +1,7 @@
 // Package docs_test checks that the repository's documentation stands on
-// its own: every relative Markdown link and every docs/SPEC.md section cited
-// in the code lead to something inside the repository.
+// its own and stays true: every relative Markdown link and every
+// docs/SPEC.md section cited in the code lead to something inside the
+// repository, and the README asks for go.mod's Go version.
 package docs_test
 
 import (
@@ -172,5 +173,24 @@ func TestSpecCitationsExist(t *testing.T) {
 	})
 	if n == 0 {
 		t.Fatal("found no citation of docs/SPEC.md; is the walk looking at the repository?")
+	}
+}
+
+// TestReadmeGoVersion: the Go version the README asks for is go.mod's.
+func TestReadmeGoVersion(t *testing.T) {
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Go " + string(m[1]) + " or newer"; !bytes.Contains(readme, []byte(want)) {
+		t.Errorf("README.md does not say %q (go.mod's go line)", want)
 	}
 }
