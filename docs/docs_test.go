@@ -194,3 +194,31 @@ func TestReadmeGoVersion(t *testing.T) {
 		t.Errorf("README.md does not say %q (go.mod's go line)", want)
 	}
 }
+
+// TestCIBuildsWithXcaddyAsTheReadmeSays: the xcaddy commands of the
+// README's checkout form are the ones .ci/run runs, so the form users copy
+// is the one CI proves.
+func TestCIBuildsWithXcaddyAsTheReadmeSays(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile(filepath.Join(root, ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "go install github.com/caddyserver/xcaddy/") ||
+			strings.HasPrefix(line, "xcaddy build --with github.com/caddy-alipay/ordersync@v0.0.0=") ||
+			strings.HasPrefix(line, "./caddy list-modules") {
+			n++
+			if !bytes.Contains(ci, []byte(line)) {
+				t.Errorf(".ci/run does not run the README's %q", line)
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("found %d of the README's 3 xcaddy commands (install, build, list-modules)", n)
+	}
+}
