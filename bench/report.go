@@ -158,13 +158,23 @@ type Summary struct {
 	P99Half     *Spread `json:"half_load_p99_ratio,omitempty"`
 	VsSignBound *Spread `json:"signing_bound_ratio,omitempty"`
 
-	RPS, BaseRPS               Spread  `json:"-"`
-	CPUUs, BaseCPUUs           Spread  `json:"-"`
-	ServerCPUUs, BaseServerUs  Spread  `json:"-"`
-	PeakMiB, BasePeakMiB       Spread  `json:"-"`
-	P50Ms, P99Ms, BaseP99Ms    Spread  `json:"-"`
-	HalfRPS, P99HalfMs, BaseHM Spread  `json:"-"`
-	SignBound                  *Spread `json:"signing_bound_per_second,omitempty"`
+	// The absolute figures behind the ratios, of the path and of its
+	// baseline in the same pairs.
+	RPS             Spread  `json:"rps"`
+	BaseRPS         Spread  `json:"baseline_rps"`
+	CPUUs           Spread  `json:"caddy_cpu_us_per_request"`
+	BaseCPUUs       Spread  `json:"baseline_caddy_cpu_us_per_request"`
+	ServerCPUUs     Spread  `json:"server_cpu_us_per_request"`
+	BaseServerCPUUs Spread  `json:"baseline_server_cpu_us_per_request"`
+	PeakMiB         Spread  `json:"peak_rss_mib"`
+	BasePeakMiB     Spread  `json:"baseline_peak_rss_mib"`
+	P50Ms           Spread  `json:"p50_ms"`
+	P99Ms           Spread  `json:"p99_ms"`
+	BaseP99Ms       Spread  `json:"baseline_p99_ms"`
+	HalfRPS         *Spread `json:"half_load_rps,omitempty"`
+	P99HalfMs       *Spread `json:"half_load_p99_ms,omitempty"`
+	BaseP99HalfMs   *Spread `json:"baseline_half_load_p99_ms,omitempty"`
+	SignBound       *Spread `json:"signing_bound_per_second,omitempty"`
 }
 
 // Report is a whole run, with enough about the machine to read it later.
@@ -247,28 +257,28 @@ func (rep *Report) summarize() {
 		mib := func(m *Measurement) float64 { return float64(m.PeakRSSKiB) / 1024 }
 		s := Summary{
 			Path: name, Baseline: ps[0].Baseline, About: path.About, Rounds: len(ps),
-			Throughput:   f(func(p PairResult) float64 { return p.Throughput }),
-			CPU:          f(func(p PairResult) float64 { return p.CPU }),
-			PeakRSS:      f(func(p PairResult) float64 { return p.PeakRSS }),
-			P99:          f(func(p PairResult) float64 { return p.P99 }),
-			RPS:          f(func(p PairResult) float64 { return p.Gateway.RPS }),
-			BaseRPS:      f(func(p PairResult) float64 { return p.Base.RPS }),
-			CPUUs:        f(func(p PairResult) float64 { return p.Gateway.CaddyCPUUs }),
-			BaseCPUUs:    f(func(p PairResult) float64 { return p.Base.CaddyCPUUs }),
-			ServerCPUUs:  f(func(p PairResult) float64 { return p.Gateway.ServerCPUUs }),
-			BaseServerUs: f(func(p PairResult) float64 { return p.Base.ServerCPUUs }),
-			PeakMiB:      f(func(p PairResult) float64 { return mib(p.Gateway) }),
-			BasePeakMiB:  f(func(p PairResult) float64 { return mib(p.Base) }),
-			P50Ms:        f(func(p PairResult) float64 { return p.Gateway.P50Ms }),
-			P99Ms:        f(func(p PairResult) float64 { return p.Gateway.P99Ms }),
-			BaseP99Ms:    f(func(p PairResult) float64 { return p.Base.P99Ms }),
+			Throughput:      f(func(p PairResult) float64 { return p.Throughput }),
+			CPU:             f(func(p PairResult) float64 { return p.CPU }),
+			PeakRSS:         f(func(p PairResult) float64 { return p.PeakRSS }),
+			P99:             f(func(p PairResult) float64 { return p.P99 }),
+			RPS:             f(func(p PairResult) float64 { return p.Gateway.RPS }),
+			BaseRPS:         f(func(p PairResult) float64 { return p.Base.RPS }),
+			CPUUs:           f(func(p PairResult) float64 { return p.Gateway.CaddyCPUUs }),
+			BaseCPUUs:       f(func(p PairResult) float64 { return p.Base.CaddyCPUUs }),
+			ServerCPUUs:     f(func(p PairResult) float64 { return p.Gateway.ServerCPUUs }),
+			BaseServerCPUUs: f(func(p PairResult) float64 { return p.Base.ServerCPUUs }),
+			PeakMiB:         f(func(p PairResult) float64 { return mib(p.Gateway) }),
+			BasePeakMiB:     f(func(p PairResult) float64 { return mib(p.Base) }),
+			P50Ms:           f(func(p PairResult) float64 { return p.Gateway.P50Ms }),
+			P99Ms:           f(func(p PairResult) float64 { return p.Gateway.P99Ms }),
+			BaseP99Ms:       f(func(p PairResult) float64 { return p.Base.P99Ms }),
 		}
 		if ps[0].GatewayHalf != nil {
 			h := f(func(p PairResult) float64 { return p.P99Half })
-			s.P99Half = &h
-			s.HalfRPS = f(func(p PairResult) float64 { return p.HalfRPS })
-			s.P99HalfMs = f(func(p PairResult) float64 { return p.GatewayHalf.P99Ms })
-			s.BaseHM = f(func(p PairResult) float64 { return p.BaseHalf.P99Ms })
+			rps := f(func(p PairResult) float64 { return p.HalfRPS })
+			gw := f(func(p PairResult) float64 { return p.GatewayHalf.P99Ms })
+			base := f(func(p PairResult) float64 { return p.BaseHalf.P99Ms })
+			s.P99Half, s.HalfRPS, s.P99HalfMs, s.BaseP99HalfMs = &h, &rps, &gw, &base
 		}
 		if ps[0].SigningBound > 0 {
 			b := f(func(p PairResult) float64 { return p.SigningBound })
@@ -371,14 +381,14 @@ func (rep *Report) Markdown(w io.Writer) error {
 	for _, s := range rep.Summary {
 		half, baseHalf := "—", "—"
 		if s.P99Half != nil {
-			half, baseHalf = fmtSpread(s.P99HalfMs, "%.2f"), fmtSpread(s.BaseHM, "%.2f")
+			half, baseHalf = fmtSpread(*s.P99HalfMs, "%.2f"), fmtSpread(*s.BaseP99HalfMs, "%.2f")
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Path,
 			fmtSpread(s.RPS, "%.0f"), fmtSpread(s.P50Ms, "%.2f"), fmtSpread(s.P99Ms, "%.2f"), half,
 			fmtSpread(s.CPUUs, "%.0f"), fmtSpread(s.ServerCPUUs, "%.0f"), fmtSpread(s.PeakMiB, "%.1f"))
 		fmt.Fprintf(&b, "| ↳ its %s | %s | | %s | %s | %s | %s | %s |\n", s.Baseline,
 			fmtSpread(s.BaseRPS, "%.0f"), fmtSpread(s.BaseP99Ms, "%.2f"), baseHalf,
-			fmtSpread(s.BaseCPUUs, "%.0f"), fmtSpread(s.BaseServerUs, "%.0f"), fmtSpread(s.BasePeakMiB, "%.1f"))
+			fmtSpread(s.BaseCPUUs, "%.0f"), fmtSpread(s.BaseServerCPUUs, "%.0f"), fmtSpread(s.BasePeakMiB, "%.1f"))
 	}
 	b.WriteString("\n")
 	for _, s := range rep.Summary {
