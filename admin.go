@@ -39,11 +39,11 @@ func unregisterHandler(h *Handler) {
 	activeHandlersMu.Unlock()
 }
 
-func activeStores() []store.Store {
+func activeStores() []*store.Store {
 	activeHandlersMu.RLock()
 	defer activeHandlersMu.RUnlock()
 	// Handlers sharing one bbolt file answer alike; asking each is cheap.
-	out := make([]store.Store, 0, len(activeHandlers))
+	out := make([]*store.Store, 0, len(activeHandlers))
 	for h := range activeHandlers {
 		out = append(out, h.store)
 	}

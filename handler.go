@@ -43,9 +43,10 @@ type exchange struct {
 	reason          string // short machine label of why the answer is what it is
 	upstream        time.Duration
 	calledUp        bool
-	claimToken      string
-	claimKey        store.RequestKey
-	tracerID        string
+	// claim is the requestId's claim while this request holds it: set once
+	// claimed, nil again once finished, committed or released.
+	claim    *store.Claim
+	tracerID string
 	// requestID and merchantBizNo are read from a body that failed
 	// validation, for the log line only.
 	requestID     string
@@ -140,10 +141,10 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	ctx, cancel := context.WithTimeout(x.r.Context(), time.Duration(h.UpstreamTimeout))
 	defer cancel()
 	req := x.req
-	x.claimKey = store.RequestKey{ClientID: x.clientID, RequestID: req.RequestID}
+	claimKey := store.RequestKey{ClientID: x.clientID, RequestID: req.RequestID}
 
 	began := time.Now()
-	claim, err := h.store.Claim(ctx, x.claimKey, store.HashBody(x.raw), time.Duration(h.ClaimLease))
+	claim, err := h.store.Claim(ctx, claimKey, store.HashBody(x.raw), time.Duration(h.ClaimLease))
 	h.metrics.observeStore("claim", began, err)
 	if err != nil {
 		return nil, h.storeDown(x, "claim", err)
@@ -161,7 +162,7 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	case store.Mismatch:
 		return nil, h.fail(x, codeParamIllegal, "request_id_reused", "requestId: already used with a different body")
 	}
-	x.claimToken = claim.Token
+	x.claim = claim
 
 	okey := store.OrderKey{ClientID: x.clientID, MerchantBizNo: req.MerchantBizNo}
 	began = time.Now()
@@ -234,12 +235,12 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), commitTimeout)
 	defer ccancel()
 	began = time.Now()
-	err = h.store.CommitSuccess(cctx, okey, prev, next2, x.claimKey, x.claimToken, rep, time.Duration(h.IdempotencyTTL))
+	err = x.claim.Commit(cctx, store.OrderChange{Key: okey, Prev: prev, Next: next2}, rep, time.Duration(h.IdempotencyTTL))
 	h.metrics.observeStore("commit", began, err)
 	if err != nil {
 		return nil, h.storeDown(x, "commit", err)
 	}
-	x.claimToken = ""
+	x.claim = nil
 	return &rep, m.outcome
 }
 
@@ -288,16 +289,12 @@ func (h *Handler) storeDown(x *exchange, op string, err error) outcome {
 	return h.fail(x, codeUnknown, "store_error", "service: state store unavailable; retry later")
 }
 
+// release gives the claim up, if this request holds it. The store is
+// asked in the background (a hung store must not delay the answer); a
+// failure is logged by the store's CleanupFailed hook.
 func (h *Handler) release(x *exchange) {
-	if x.claimToken == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 2*time.Second)
-	defer cancel()
-	if err := h.store.Release(ctx, x.claimKey, x.claimToken); err != nil {
-		h.logger.Warn("releasing a claim failed; it expires with its lease", zap.Error(err))
-	}
-	x.claimToken = ""
+	x.claim.Release()
+	x.claim = nil
 }
 
 // finish turns the outcome into bytes (unless a stored reply is given),
@@ -305,12 +302,12 @@ func (h *Handler) release(x *exchange) {
 func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o outcome) {
 	if rep == nil {
 		built := h.reply(x.r, x.clientID, o)
-		if x.claimToken != "" {
+		if x.claim != nil {
 			// Still holding the claim means a final answer (F, or the
 			// stored SUCCESS of a re-sent status): keep it for replay.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), commitTimeout)
 			began := time.Now()
-			err := h.store.Finish(ctx, x.claimKey, x.claimToken, built, time.Duration(h.IdempotencyTTL))
+			err := x.claim.Finish(ctx, built, time.Duration(h.IdempotencyTTL))
 			cancel()
 			h.metrics.observeStore("finish", began, err)
 			if err != nil {
@@ -318,7 +315,7 @@ func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o
 				o = h.storeDown(x, "finish", err)
 				built = h.reply(x.r, x.clientID, o)
 			}
-			x.claimToken = ""
+			x.claim = nil
 		}
 		rep = &built
 	}

@@ -94,7 +94,7 @@ type Handler struct {
 	signer     *signer
 	scenarios  []*scenario
 	validator  *schema.Validator
-	store      store.Store
+	store      *store.Store
 	statusMap  map[string]resultCode
 	timeWindow time.Duration
 	metrics    *metrics
@@ -230,11 +230,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("alipay_order_sync: store: %v", err)
 	}
-	st, ok := mod.(store.Store)
+	backend, ok := mod.(store.Backend)
 	if !ok {
 		return fmt.Errorf("alipay_order_sync: store: module %T is not a state store", mod)
 	}
-	h.store = st
+	logger := h.logger
+	h.store = store.New(backend, store.Options{CleanupFailed: func(op string, err error) {
+		// Nothing is lost: the claim or lock ends with its lease.
+		logger.Warn("state store clean-up failed; the lease will end it", zap.String("operation", op), zap.Error(err))
+	}})
 	registerHandler(h)
 	h.registered = true
 	return nil

@@ -1,7 +1,12 @@
 // Package store defines the durable state the gateway keeps: one record per
 // order (Client-Id, merchantBizNo) and one replay record per request
-// (Client-Id, requestId). Backends live in sub-packages and must all pass the
-// conformance suite in store/storetest.
+// (Client-Id, requestId).
+//
+// Callers use Store, where a claim on a requestId is a value (Claim) that is
+// finished, committed or released, and an order lock is an unlock func;
+// tokens never leave this package. Storage engines implement Backend in
+// sub-packages, with the records encoded as this package encodes them
+// (codec.go), and must all pass the conformance suite in store/storetest.
 package store
 
 import (
@@ -9,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -21,6 +27,11 @@ var ErrConflict = errors.New("order changed since it was read")
 // is no longer held under the given token (its lease expired and another
 // caller claimed it).
 var ErrNotOwner = errors.New("request claim is no longer held")
+
+// ErrNotHeld is returned by Claim.Finish and Claim.Commit on a claim that is
+// not held: one that did not claim (InFlight, Done, Mismatch), or that was
+// already finished, committed or released.
+var ErrNotHeld = errors.New("request claim is not held: it was not claimed, or was already finished or released")
 
 // ErrLockTimeout is returned by LockOrder when the order lock could not be
 // taken before the context ended.
@@ -68,9 +79,9 @@ type Order struct {
 type ClaimStatus int
 
 const (
-	// Claimed: the request is new (or its previous claim expired); the caller
-	// now owns it until the lease ends and must Release, Finish or
-	// CommitSuccess it.
+	// Claimed: the request is new (or its previous claim expired); the
+	// caller now owns it until the lease ends and must Release, Finish or
+	// Commit it.
 	Claimed ClaimStatus = iota + 1
 	// InFlight: another caller holds a live claim, whatever its body: the
 	// answer is "retry later". A different body is not refused yet, because
@@ -84,54 +95,84 @@ const (
 	Mismatch
 )
 
-// ClaimResult is the outcome of Claim.
+// String returns the status's name.
+func (s ClaimStatus) String() string {
+	switch s {
+	case Claimed:
+		return "Claimed"
+	case InFlight:
+		return "InFlight"
+	case Done:
+		return "Done"
+	case Mismatch:
+		return "Mismatch"
+	}
+	return fmt.Sprintf("ClaimStatus(%d)", int(s))
+}
+
+// ClaimResult is what Backend.Claim found.
 type ClaimResult struct {
 	Status ClaimStatus
-	// Token identifies the claim when Status is Claimed.
-	Token string
 	// Reply is the stored final reply when Status is Done.
 	Reply *Reply
 }
 
 // RequestRecord is a replay record as returned by GetRequest (admin API).
 type RequestRecord struct {
-	BodyHash  BodyHash  `json:"-"`
-	Done      bool      `json:"done"`
-	Reply     *Reply    `json:"reply,omitempty"`
-	ExpiresAt time.Time `json:"expiresAt"` // lease end while in flight, TTL end when done
+	BodyHash  BodyHash
+	Done      bool
+	Reply     *Reply
+	ExpiresAt time.Time // lease end while in flight, TTL end when done
 }
 
-// Store is the durable state behind the handler. Implementations must be
-// safe for concurrent use by many goroutines and (for shared backends) many
-// processes.
-type Store interface {
-	// Claim atomically claims key for a request whose raw body hashes to
-	// hash. A live in-flight claim or a stored reply for the same key is
+// Backend is what a storage engine implements: the low-level primitives
+// behind Store. Claims and order locks are identified by tokens, which the
+// caller makes (Store makes them unguessable and never reuses one) and a
+// backend only compares, so that a caller whose lease ended can never
+// finish, commit, release or unlock what another caller holds now.
+//
+// Implementations must be safe for concurrent use by many goroutines and
+// (for shared backends) many processes, and must pass storetest.Run. Every
+// operation honours its context: one called with a context that has ended
+// fails without doing anything, and none waits past the context's
+// deadline (by more than the time to notice it).
+type Backend interface {
+	// Claim atomically claims key under token for a request whose raw
+	// body hashes to hash. A live claim or a stored reply for the key is
 	// reported instead of claiming; an expired claim is taken over.
-	Claim(ctx context.Context, key RequestKey, hash BodyHash, lease time.Duration) (ClaimResult, error)
+	// Claiming again with the token that holds the claim reports Claimed.
+	Claim(ctx context.Context, key RequestKey, hash BodyHash, token string, lease time.Duration) (ClaimResult, error)
 
-	// Release drops the claim identified by token (used when the answer is
-	// U and nothing must be stored). Releasing a claim that is no longer
-	// held is not an error.
+	// Release drops the claim held by token (used when the answer is U and
+	// nothing must be stored). Releasing a claim that token does not hold
+	// (any more) is not an error, and a stored reply is never dropped.
 	Release(ctx context.Context, key RequestKey, token string) error
 
-	// Finish stores the final reply for a claimed request, kept for ttl.
+	// Finish stores the final reply for the request claimed by token,
+	// kept for ttl. It returns ErrNotOwner if token no longer holds the
+	// claim.
 	Finish(ctx context.Context, key RequestKey, token string, reply Reply, ttl time.Duration) error
 
-	// LockOrder serializes work on one order across goroutines (and, for
-	// shared backends, processes). The lock expires after lease so that a
-	// crashed holder never strands the order. It waits until ctx ends and
-	// then returns ErrLockTimeout. unlock must be called exactly once.
-	LockOrder(ctx context.Context, key OrderKey, lease time.Duration) (unlock func(), err error)
+	// LockOrder takes the order's lock under token, serializing work on
+	// one order across goroutines (and, for shared backends, processes).
+	// The lock expires after lease so that a crashed holder never strands
+	// the order. It waits until ctx ends and then returns ErrLockTimeout.
+	LockOrder(ctx context.Context, key OrderKey, token string, lease time.Duration) error
+
+	// UnlockOrder releases the order's lock if token holds it; unlocking a
+	// lock that token does not hold (any more) is not an error.
+	UnlockOrder(ctx context.Context, key OrderKey, token string) error
 
 	// GetOrder returns the order's state, or nil if it has none.
 	GetOrder(ctx context.Context, key OrderKey) (*Order, error)
 
 	// CommitSuccess durably writes the order's new state and the request's
-	// replay record in one atomic write. prev is the state read under the
-	// lock (nil if none); if the stored state differs from it, nothing is
-	// written and ErrConflict is returned. Nothing is acknowledged before it
-	// is on disk (bbolt) or applied by the server (Redis).
+	// replay record in one atomic write, if token holds the request's claim
+	// (else ErrNotOwner). prev is the state read under the lock (nil if
+	// none); if the stored state is not the same version (SameVersion),
+	// nothing is written and ErrConflict is returned. Nothing is
+	// acknowledged before it is on disk (bbolt) or applied by the server
+	// (Redis).
 	CommitSuccess(ctx context.Context, okey OrderKey, prev *Order, next Order, rkey RequestKey, token string, reply Reply, ttl time.Duration) error
 
 	// GetRequest returns the replay record for key, or nil if none is live.

@@ -42,18 +42,52 @@ const startTimeout = 10 * time.Second
 // silently skips every Redis test would look green while testing nothing.
 func Start(t testing.TB) (addr string) {
 	t.Helper()
+	return Launch(t).Addr
+}
+
+// Server is a private redis-server started by Launch.
+type Server struct {
+	// Addr is the server's address, "127.0.0.1:port".
+	Addr string
+	proc *process
+}
+
+// Launch is Start for tests that also need to act on the process: it
+// returns the Server rather than its address. The server is stopped in
+// t.Cleanup (continued first if frozen).
+func Launch(t testing.TB) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal(NotInstalled)
 		}
 		t.Skip(NotInstalled)
 	}
-	addr, stop, err := startIn(t.TempDir())
+	addr, proc, err := startIn(t.TempDir())
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
-	t.Cleanup(stop)
-	return addr
+	t.Cleanup(proc.stop)
+	return &Server{Addr: addr, proc: proc}
+}
+
+// Freeze stops the server process with SIGSTOP. It is the hung server
+// that a refused connection is not: the kernel still accepts connections
+// and data, but nothing is answered until Thaw (SIGCONT), when the server
+// runs whatever was sent meanwhile.
+func (s *Server) Freeze(t testing.TB) {
+	t.Helper()
+	if err := s.proc.signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("redistest: freezing the server: %v", err)
+	}
+}
+
+// Thaw continues a server stopped by Freeze.
+func (s *Server) Thaw(t testing.TB) {
+	t.Helper()
+	if err := s.proc.signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("redistest: thawing the server: %v", err)
+	}
 }
 
 // StartServer starts a private redis-server without a testing.TB, for use
@@ -68,13 +102,13 @@ func StartServer() (addr string, stop func(), err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("redistest: %w", err)
 	}
-	addr, stopServer, err := startIn(dir)
+	addr, proc, err := startIn(dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, fmt.Errorf("redistest: %w", err)
 	}
 	return addr, func() {
-		stopServer()
+		proc.stop()
 		os.RemoveAll(dir)
 	}, nil
 }
@@ -100,16 +134,16 @@ func Do(addr string, args ...string) error {
 // found by binding :0 and releasing it, which can race with another
 // process; a lost race shows up as the server exiting early, so a few
 // attempts are made.
-func startIn(dir string) (addr string, stop func(), err error) {
+func startIn(dir string) (addr string, proc *process, err error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
 		if err != nil {
 			return "", nil, err
 		}
-		addr, stop, err := launch(dir, port)
+		addr, proc, err := launch(dir, port)
 		if err == nil {
-			return addr, stop, nil
+			return addr, proc, nil
 		}
 		lastErr = err
 	}
@@ -144,7 +178,39 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func launch(dir string, port int) (string, func(), error) {
+// process is a running redis-server.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	once   sync.Once
+}
+
+// signal sends sig unless the server has exited.
+func (p *process) signal(sig os.Signal) error {
+	select {
+	case <-p.exited:
+		return errors.New("the server has exited")
+	default:
+		return p.cmd.Process.Signal(sig)
+	}
+}
+
+// stop ends the server (a frozen one too) and waits for it; it is safe to
+// call more than once.
+func (p *process) stop() {
+	p.once.Do(func() {
+		_ = p.signal(syscall.SIGCONT) // a stopped process would not act on SIGTERM
+		_ = p.signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+}
+
+func launch(dir string, port int) (string, *process, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command("redis-server",
 		"--port", strconv.Itoa(port),
@@ -160,38 +226,25 @@ func launch(dir string, port int) (string, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("starting redis-server: %w", err)
 	}
-	exited := make(chan struct{})
+	p := &process{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
-		close(exited)
+		close(p.exited)
 	}()
-
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		})
-	}
 
 	deadline := time.Now().Add(startTimeout)
 	for {
 		reply, err := do(addr, "PING")
 		if err == nil && reply == "PONG" {
-			return addr, stop, nil
+			return addr, p, nil
 		}
 		select {
-		case <-exited:
+		case <-p.exited:
 			return "", nil, fmt.Errorf("redis-server on port %d exited early: %s", port, strings.TrimSpace(out.String()))
 		default:
 		}
 		if time.Now().After(deadline) {
-			stop()
+			p.stop()
 			return "", nil, fmt.Errorf("redis-server on port %d did not answer PING within %v (last error: %v): %s",
 				port, startTimeout, err, strings.TrimSpace(out.String()))
 		}

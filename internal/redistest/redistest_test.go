@@ -1,8 +1,10 @@
 package redistest
 
 import (
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStartAnswersAndFlushes(t *testing.T) {
@@ -57,4 +59,30 @@ func TestDoReportsServerErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Fatalf("err = %v, want unknown command", err)
 	}
+}
+
+// TestFreezeThaw: a frozen server accepts a connection but answers nothing
+// until thawed, and a frozen server is still stopped by the cleanup.
+func TestFreezeThaw(t *testing.T) {
+	srv := Launch(t)
+	srv.Freeze(t)
+	conn, err := net.DialTimeout("tcp", srv.Addr, time.Second)
+	if err != nil {
+		t.Fatalf("dialing a frozen server: %v", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 16)
+	if n, err := conn.Read(buf); err == nil {
+		t.Fatalf("a frozen server answered %q", buf[:n])
+	}
+	srv.Thaw(t)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "+PONG") {
+		t.Fatalf("after Thaw the queued PING got %q, %v", buf[:n], err)
+	}
+	srv.Freeze(t) // left frozen: the cleanup must still stop it
 }

@@ -35,7 +35,6 @@ package bboltstore
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -99,7 +98,7 @@ type Options struct {
 	Logger *zap.Logger
 }
 
-// DB is a bbolt file opened as a store.Store. It is safe for concurrent
+// DB is a bbolt file opened as a store.Backend. It is safe for concurrent
 // use. Close it when done; operations after Close fail.
 type DB struct {
 	bolt   *bolt.DB
@@ -216,11 +215,6 @@ func positive(op, what string, d time.Duration) error {
 	return nil
 }
 
-// newToken returns a claim token. Tokens are only ever compared with the
-// claims in this DB's memory, so a token of an earlier process (or of a
-// closed DB) matches nothing.
-func newToken() string { return rand.Text() }
-
 // closed reports whether Close was called, for the operations that may not
 // touch the file.
 func (db *DB) closed() bool {
@@ -274,9 +268,9 @@ func (db *DB) readDone(k []byte, hash store.BodyHash) (res store.ClaimResult, li
 	return res, live, err
 }
 
-// Claim implements store.Store. It writes nothing to the file: the claim
+// Claim implements store.Backend. It writes nothing to the file: the claim
 // is kept in memory (see claimTable).
-func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, lease time.Duration) (store.ClaimResult, error) {
+func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, token string, lease time.Duration) (store.ClaimResult, error) {
 	if err := positive("claim", "lease", lease); err != nil {
 		return store.ClaimResult{}, err
 	}
@@ -301,6 +295,9 @@ func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHa
 	db.claims.mu.Lock()
 	defer db.claims.mu.Unlock()
 	if c := db.claims.get(ks); c != nil && c.live(time.Now()) {
+		if c.token == token && !c.committing {
+			return store.ClaimResult{Status: store.Claimed}, nil
+		}
 		// Whatever its body: Mismatch is only said against a done record.
 		return store.ClaimResult{Status: store.InFlight}, nil
 	}
@@ -315,14 +312,13 @@ func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHa
 	if live {
 		return res, nil
 	}
-	token := newToken()
 	// Replaces an expired claim, if any: taken over, its owner's Finish
 	// and CommitSuccess now fail with ErrNotOwner.
 	db.claims.put(ks, &heldClaim{hash: hash, token: token, expires: time.Now().Add(lease)})
-	return store.ClaimResult{Status: store.Claimed, Token: token}, nil
+	return store.ClaimResult{Status: store.Claimed}, nil
 }
 
-// Release implements store.Store. It writes nothing to the file. A claim
+// Release implements store.Backend. It writes nothing to the file. A claim
 // whose Finish or CommitSuccess is under way is not released.
 func (db *DB) Release(ctx context.Context, key store.RequestKey, token string) error {
 	if err := ctx.Err(); err != nil {
@@ -339,7 +335,7 @@ func (db *DB) Release(ctx context.Context, key store.RequestKey, token string) e
 	return nil
 }
 
-// Finish implements store.Store. A claim whose lease ended but that nobody
+// Finish implements store.Backend. A claim whose lease ended but that nobody
 // took over can still be finished (see claimTable.begin).
 func (db *DB) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
 	if err := positive("finish", "ttl", ttl); err != nil {
@@ -369,16 +365,25 @@ func (db *DB) Finish(ctx context.Context, key store.RequestKey, token string, re
 	return nil
 }
 
-// LockOrder implements store.Store. The lock is in-process: bbolt's file
+// LockOrder implements store.Backend. The lock is in-process: bbolt's file
 // lock already keeps other processes out of the file.
-func (db *DB) LockOrder(ctx context.Context, key store.OrderKey, lease time.Duration) (func(), error) {
+func (db *DB) LockOrder(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
 	if err := positive("lock order", "lease", lease); err != nil {
-		return nil, err
+		return err
 	}
-	return db.locks.acquire(ctx, key, lease)
+	return db.locks.acquire(ctx, key, token, lease)
 }
 
-// GetOrder implements store.Store.
+// UnlockOrder implements store.Backend.
+func (db *DB) UnlockOrder(ctx context.Context, key store.OrderKey, token string) error {
+	if err := ctx.Err(); err != nil {
+		return fail("unlock order", err)
+	}
+	db.locks.release(key, token)
+	return nil
+}
+
+// GetOrder implements store.Backend.
 func (db *DB) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fail("get order", err)
@@ -403,7 +408,7 @@ func (db *DB) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, e
 	return o, nil
 }
 
-// CommitSuccess implements store.Store. Ownership is checked before the
+// CommitSuccess implements store.Backend. Ownership is checked before the
 // order, so a caller whose claim was taken over gets ErrNotOwner even if
 // the order also moved on.
 func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
@@ -456,7 +461,7 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 	return result
 }
 
-// GetRequest implements store.Store.
+// GetRequest implements store.Backend.
 func (db *DB) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fail("get request", err)
@@ -512,4 +517,4 @@ func (db *DB) readRecord(k []byte) (*store.RequestRecord, error) {
 }
 
 // Interface guard.
-var _ store.Store = (*DB)(nil)
+var _ store.Backend = (*DB)(nil)

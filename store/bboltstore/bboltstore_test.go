@@ -2,6 +2,7 @@ package bboltstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -35,7 +36,7 @@ func openTemp(tb testing.TB, opts Options) *DB {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store {
+	storetest.Run(t, func(t *testing.T) store.Backend {
 		// A short sweep interval makes the sweeper run against the
 		// suite's traffic, so its re-check under the write lock is
 		// exercised too.
@@ -51,7 +52,7 @@ func TestConformance(t *testing.T) {
 }
 
 func BenchmarkStore(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) store.Store {
+	storetest.Bench(b, func(b *testing.B) store.Backend {
 		return openTemp(b, Options{})
 	})
 }
@@ -63,11 +64,12 @@ var (
 
 func claim(t *testing.T, db *DB, key store.RequestKey, lease time.Duration) string {
 	t.Helper()
-	res, err := db.Claim(ctx, key, hashA, lease)
+	tok := rand.Text()
+	res, err := db.Claim(ctx, key, hashA, tok, lease)
 	if err != nil || res.Status != store.Claimed {
 		t.Fatalf("Claim(%v) = %v, %v; want Claimed", key, res.Status, err)
 	}
-	return res.Token
+	return tok
 }
 
 // TestReopen is a restart at the store level: what was acknowledged is
@@ -107,7 +109,7 @@ func TestReopen(t *testing.T) {
 	if err != nil || got == nil || got.Status != "A" || got.RequestID != "done" || !got.UpdatedAt.Equal(order.UpdatedAt) {
 		t.Fatalf("GetOrder after reopening = %+v, %v; want %+v", got, err, order)
 	}
-	res, err := db.Claim(ctx, done, hashA, time.Minute)
+	res, err := db.Claim(ctx, done, hashA, "t", time.Minute)
 	if err != nil || res.Status != store.Done || !reflect.DeepEqual(*res.Reply, reply) {
 		t.Fatalf("Claim of a finished request after reopening = %+v, %v; want Done with %+v", res, err, reply)
 	}
@@ -193,7 +195,7 @@ func TestOpenRejectsUnknownFormat(t *testing.T) {
 
 func TestClientIDWithNUL(t *testing.T) {
 	db := openTemp(t, Options{SweepInterval: -1})
-	if _, err := db.Claim(ctx, store.RequestKey{ClientID: "a\x00b", RequestID: "r"}, hashA, time.Minute); err == nil {
+	if _, err := db.Claim(ctx, store.RequestKey{ClientID: "a\x00b", RequestID: "r"}, hashA, "t", time.Minute); err == nil {
 		t.Fatal("Claim with a NUL in the client id succeeded; its key could collide")
 	}
 }
@@ -201,10 +203,10 @@ func TestClientIDWithNUL(t *testing.T) {
 func TestNonPositiveDurations(t *testing.T) {
 	db := openTemp(t, Options{SweepInterval: -1})
 	key := store.RequestKey{ClientID: "c", RequestID: "r"}
-	if _, err := db.Claim(ctx, key, hashA, 0); err == nil {
+	if _, err := db.Claim(ctx, key, hashA, "t", 0); err == nil {
 		t.Error("Claim with a zero lease succeeded")
 	}
-	if _, err := db.LockOrder(ctx, store.OrderKey{ClientID: "c"}, -time.Second); err == nil {
+	if err := db.LockOrder(ctx, store.OrderKey{ClientID: "c"}, "t", -time.Second); err == nil {
 		t.Error("LockOrder with a negative lease succeeded")
 	}
 	if err := db.Finish(ctx, key, claim(t, db, key, time.Minute), store.Reply{}, 0); err == nil {
@@ -243,7 +245,7 @@ func TestSweeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A lock whose holder never unlocks, and nobody waits for.
-	if _, err := db.LockOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: "stranded"}, short); err != nil {
+	if err := db.LockOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: "stranded"}, "t", short); err != nil {
 		t.Fatal(err)
 	}
 	// An in-flight record as earlier versions wrote them, still within
@@ -394,7 +396,7 @@ func TestClaimsInMemory(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Claim(ctx, key("closed"), hashA, time.Minute); err == nil {
+	if _, err := db.Claim(ctx, key("closed"), hashA, "t", time.Minute); err == nil {
 		t.Error("Claim on a closed DB succeeded")
 	}
 	if err := db.Release(ctx, key("closed"), "t"); err == nil {
@@ -446,7 +448,7 @@ func TestCommitBlocksTakeover(t *testing.T) {
 		for range 8 {
 			wg.Go(func() {
 				for time.Now().Before(deadline) {
-					res, err := db.Claim(ctx, rkey, hashA, time.Minute)
+					res, err := db.Claim(ctx, rkey, hashA, rand.Text(), time.Minute)
 					if err != nil {
 						t.Error(err)
 						return
@@ -475,7 +477,7 @@ func TestCommitBlocksTakeover(t *testing.T) {
 		if n := claims.Load(); n != 0 {
 			t.Fatalf("round %d: %d Claims won during or after the commit", i, n)
 		}
-		if res, err := db.Claim(ctx, rkey, hashA, time.Minute); err != nil || res.Status != store.Done {
+		if res, err := db.Claim(ctx, rkey, hashA, "t", time.Minute); err != nil || res.Status != store.Done {
 			t.Fatalf("round %d: Claim after the commit = %v, %v; want Done", i, res.Status, err)
 		}
 	}
@@ -494,7 +496,9 @@ func TestLockTableDoesNotLeak(t *testing.T) {
 			key := store.OrderKey{ClientID: "c", MerchantBizNo: string(rune('a' + i%5))}
 			lctx, cancel := context.WithTimeout(ctx, time.Duration(i%4)*time.Millisecond)
 			defer cancel()
-			unlock, err := db.LockOrder(lctx, key, 5*time.Millisecond)
+			tok := rand.Text()
+			unlock := func() { _ = db.UnlockOrder(ctx, key, tok) }
+			err := db.LockOrder(lctx, key, tok, 5*time.Millisecond)
 			if errors.Is(err, store.ErrLockTimeout) {
 				return
 			}
@@ -519,8 +523,7 @@ func TestLockTableDoesNotLeak(t *testing.T) {
 func TestLockFIFO(t *testing.T) {
 	db := openTemp(t, Options{SweepInterval: -1})
 	key := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
-	unlock, err := db.LockOrder(ctx, key, time.Minute)
-	if err != nil {
+	if err := db.LockOrder(ctx, key, "first", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -528,22 +531,22 @@ func TestLockFIFO(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 5 {
 		wg.Go(func() {
-			u, err := db.LockOrder(ctx, key, time.Minute)
-			if err != nil {
+			tok := fmt.Sprint("waiter-", i)
+			if err := db.LockOrder(ctx, key, tok, time.Minute); err != nil {
 				t.Error(err)
 				return
 			}
 			mu.Lock()
 			order = append(order, i)
 			mu.Unlock()
-			u()
+			_ = db.UnlockOrder(ctx, key, tok)
 		})
 		// Let waiter i queue before waiter i+1.
 		for deadline := time.Now().Add(time.Second); queueLen(db, key) != i+1 && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	unlock()
+	_ = db.UnlockOrder(ctx, key, "first")
 	wg.Wait()
 	if !reflect.DeepEqual(order, []int{0, 1, 2, 3, 4}) {
 		t.Fatalf("waiters got the lock in order %v, want arrival order", order)
@@ -617,13 +620,14 @@ func TestBatchRetry(t *testing.T) {
 	for range 10 {
 		wg.Go(func() {
 			<-start
-			res, err := db.Claim(ctx, contested, hashA, time.Minute)
+			tok := rand.Text()
+			res, err := db.Claim(ctx, contested, hashA, tok, time.Minute)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			if res.Status == store.Claimed {
-				claimed.Store(res.Token, true)
+				claimed.Store(tok, true)
 			}
 		})
 	}

@@ -19,25 +19,27 @@ import (
 type lockTable struct {
 	mu    sync.Mutex
 	locks map[store.OrderKey]*orderLock
-	seq   uint64 // last holder id handed out; ids are never reused
 }
 
 type orderLock struct {
-	holder  uint64 // 0 when free
+	holder  string // the holder's token; "" when free
 	expires time.Time
 	queue   []*lockWaiter // FIFO
 }
 
 type lockWaiter struct {
+	token   string
 	lease   time.Duration
-	granted uint64        // holder id once the lock was handed over
+	granted bool          // the lock was handed over to token
 	ready   chan struct{} // buffered; signalled once when granted
 }
 
-func (lt *lockTable) acquire(ctx context.Context, key store.OrderKey, lease time.Duration) (func(), error) {
+// acquire waits for the lock of key until ctx ends and takes it for token.
+// A token that already holds it has it.
+func (lt *lockTable) acquire(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
 	// A request whose deadline already passed must not take the lock.
 	if ctx.Err() != nil {
-		return nil, store.ErrLockTimeout
+		return store.ErrLockTimeout
 	}
 	lt.mu.Lock()
 	if lt.locks == nil {
@@ -50,13 +52,13 @@ func (lt *lockTable) acquire(ctx context.Context, key store.OrderKey, lease time
 	}
 	now := time.Now()
 	lt.expire(l, now)
-	if l.holder == 0 {
-		id := lt.grant(l, lease, now)
+	if l.holder == "" || l.holder == token {
+		l.holder, l.expires = token, now.Add(lease)
 		lt.mu.Unlock()
-		return lt.unlocker(key, id), nil
+		return nil
 	}
 
-	w := &lockWaiter{lease: lease, ready: make(chan struct{}, 1)}
+	w := &lockWaiter{token: token, lease: lease, ready: make(chan struct{}, 1)}
 	l.queue = append(l.queue, w)
 	// The timer is for the holder's lease: nobody unlocks a lock whose
 	// holder died, so a waiter must notice the expiry itself.
@@ -70,49 +72,43 @@ func (lt *lockTable) acquire(ctx context.Context, key store.OrderKey, lease time
 		case <-ctx.Done():
 		}
 		lt.mu.Lock()
-		if w.granted == 0 {
+		if !w.granted {
 			lt.expire(l, time.Now())
 		}
-		if w.granted != 0 {
+		if w.granted {
 			// Granted, possibly just as ctx ended: the lock is ours and
 			// the caller's unlock will pass it on.
 			lt.mu.Unlock()
-			return lt.unlocker(key, w.granted), nil
+			return nil
 		}
 		if ctx.Err() != nil {
 			l.queue = deleteWaiter(l.queue, w)
 			lt.forget(key, l)
 			lt.mu.Unlock()
-			return nil, store.ErrLockTimeout
+			return store.ErrLockTimeout
 		}
 		timer.Reset(time.Until(l.expires))
 	}
 }
 
-// grant makes a new holder of the free lock l. Called with mu held.
-func (lt *lockTable) grant(l *orderLock, lease time.Duration, now time.Time) uint64 {
-	lt.seq++
-	l.holder, l.expires = lt.seq, now.Add(lease)
-	return l.holder
-}
-
 // handOff releases l: to the first waiter if any, else to nobody. Called
 // with mu held.
 func (lt *lockTable) handOff(l *orderLock, now time.Time) {
-	l.holder = 0
+	l.holder = ""
 	if len(l.queue) == 0 {
 		return
 	}
 	w := l.queue[0]
 	l.queue[0] = nil
 	l.queue = l.queue[1:]
-	w.granted = lt.grant(l, w.lease, now)
+	l.holder, l.expires = w.token, now.Add(w.lease)
+	w.granted = true
 	w.ready <- struct{}{}
 }
 
 // expire hands l on if its holder's lease has ended. Called with mu held.
 func (lt *lockTable) expire(l *orderLock, now time.Time) {
-	if l.holder != 0 && !now.Before(l.expires) {
+	if l.holder != "" && !now.Before(l.expires) {
 		lt.handOff(l, now)
 	}
 }
@@ -120,25 +116,22 @@ func (lt *lockTable) expire(l *orderLock, now time.Time) {
 // forget drops l's entry when nobody holds or waits for it, so that the
 // table only ever holds live locks. Called with mu held.
 func (lt *lockTable) forget(key store.OrderKey, l *orderLock) {
-	if l.holder == 0 && len(l.queue) == 0 && lt.locks[key] == l {
+	if l.holder == "" && len(l.queue) == 0 && lt.locks[key] == l {
 		delete(lt.locks, key)
 	}
 }
 
-// unlocker returns the caller's unlock. It releases only the holding it
-// was made for, so calling it twice, or after the lease passed the lock to
-// someone else, is harmless.
-func (lt *lockTable) unlocker(key store.OrderKey, id uint64) func() {
-	return func() {
-		lt.mu.Lock()
-		defer lt.mu.Unlock()
-		l := lt.locks[key]
-		if l == nil || l.holder != id {
-			return
-		}
-		lt.handOff(l, time.Now())
-		lt.forget(key, l)
+// release unlocks key if token holds it, so that unlocking twice, or after
+// the lease passed the lock to someone else, is harmless.
+func (lt *lockTable) release(key store.OrderKey, token string) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	l := lt.locks[key]
+	if l == nil || l.holder != token {
+		return
 	}
+	lt.handOff(l, time.Now())
+	lt.forget(key, l)
 }
 
 // sweep drops locks whose holder never unlocked and that nobody waits for:

@@ -32,7 +32,7 @@ type pooledDB struct{ db *DB }
 func (p pooledDB) Destruct() error { return p.db.Close() }
 
 // Store is the Caddy module http.alipay_order_sync.stores.bbolt, the
-// default state store. It implements store.Store with the DB of its file,
+// default state store. It implements store.Backend with the DB of its file,
 // shared with every other Store on the same path.
 //
 // Caddyfile syntax (inside alipay_order_sync):
@@ -44,7 +44,7 @@ type Store struct {
 	// alipay_order_sync/orders.db in Caddy's data directory.
 	Path string `json:"path,omitempty"`
 
-	// Handle makes Store a store.Store: it forwards every call to the DB
+	// Handle makes Store a store.Backend: it forwards every call to the DB
 	// once Provision has set it, and answers store.ErrNotProvisioned
 	// before. It is not configuration.
 	store.Handle `json:"-"`
@@ -85,7 +85,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		// names the store and the file.
 		return err
 	}
-	s.Handle, s.poolKey = store.Handle{Store: val.(pooledDB).db}, path
+	s.Handle, s.poolKey = store.Handle{Backend: val.(pooledDB).db}, path
 	if loaded {
 		if c := s.logger.Check(zapcore.DebugLevel, "sharing open state store"); c != nil {
 			c.Write(zap.String("path", path))
@@ -162,7 +162,7 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards.
 var (
-	_ store.Store           = (*Store)(nil)
+	_ store.Backend         = (*Store)(nil)
 	_ caddy.Provisioner     = (*Store)(nil)
 	_ caddy.CleanerUpper    = (*Store)(nil)
 	_ caddyfile.Unmarshaler = (*Store)(nil)

@@ -8,7 +8,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return newClient(t) })
+	storetest.Run(t, func(t *testing.T) store.Backend { return newClient(t) })
 }
 
 // TestConformanceModule runs the suite through the Caddy module, which is
@@ -17,9 +17,9 @@ func TestConformanceModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the suite already ran on Client")
 	}
-	storetest.Run(t, func(t *testing.T) store.Store { return &Store{Handle: store.Handle{Store: newClient(t)}} })
+	storetest.Run(t, func(t *testing.T) store.Backend { return &Store{Handle: store.Handle{Backend: newClient(t)}} })
 }
 
 func BenchmarkStore(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) store.Store { return newClient(b) })
+	storetest.Bench(b, func(b *testing.B) store.Backend { return newClient(b) })
 }

@@ -22,7 +22,7 @@ func init() {
 const DefaultAddress = "localhost:6379"
 
 // Store is the Caddy module http.alipay_order_sync.stores.redis: a
-// store.Store shared by every Caddy instance that points at the same Redis
+// store.Backend shared by every Caddy instance that points at the same Redis
 // server, DB and key prefix. It forwards to a Client built in Provision.
 type Store struct {
 	// Address is the server's host:port (default localhost:6379).
@@ -72,7 +72,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	s.Handle = store.Handle{Store: c}
+	s.Handle = store.Handle{Backend: c}
 	ctx.Logger().Info("redis state store",
 		zap.String("address", opts.Addr),
 		zap.String("username", opts.Username),
@@ -134,7 +134,7 @@ func (s *Store) options() (Options, error) {
 // Cleanup closes the client. It runs after a failed Provision too, when
 // there may be no client.
 func (s *Store) Cleanup() error {
-	c, _ := s.Handle.Store.(*Client)
+	c, _ := s.Handle.Backend.(*Client)
 	if c == nil || s.closed {
 		return nil
 	}
@@ -146,8 +146,8 @@ func (s *Store) Cleanup() error {
 
 // Interface guards
 var (
-	_ store.Store           = (*Client)(nil)
-	_ store.Store           = (*Store)(nil)
+	_ store.Backend         = (*Client)(nil)
+	_ store.Backend         = (*Store)(nil)
 	_ caddy.Module          = (*Store)(nil)
 	_ caddy.Provisioner     = (*Store)(nil)
 	_ caddy.CleanerUpper    = (*Store)(nil)

@@ -40,7 +40,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -48,7 +47,6 @@ import (
 	mrand "math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -103,14 +101,11 @@ type Options struct {
 	PoolSize int
 }
 
-// Client is a store.Store backed by one Redis server. It is safe for
+// Client is a store.Backend backed by one Redis server. It is safe for
 // concurrent use; create one per configuration and Close it when done.
 type Client struct {
 	rdb    *redis.Client
 	prefix string
-	// unlockTimeout bounds clean-up steps (releasing a lock or a claim)
-	// that run even when the request's context has already ended.
-	unlockTimeout time.Duration
 }
 
 // New returns a Client for opts. It does not contact the server: the first
@@ -153,11 +148,7 @@ func New(opts Options) (*Client, error) {
 		ContextTimeoutEnabled: true,
 		ClientName:            "alipay_order_sync",
 	})
-	return &Client{
-		rdb:           rdb,
-		prefix:        opts.KeyPrefix,
-		unlockTimeout: opts.DialTimeout + opts.ReadTimeout,
-	}, nil
+	return &Client{rdb: rdb, prefix: opts.KeyPrefix}, nil
 }
 
 // Close closes the client's connections. Operations after Close fail.
@@ -168,21 +159,14 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Claim implements store.Store.
-func (c *Client) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, lease time.Duration) (store.ClaimResult, error) {
+// Claim implements store.Backend.
+func (c *Client) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, token string, lease time.Duration) (store.ClaimResult, error) {
 	ms, err := millis("claim", "lease", lease)
 	if err != nil {
 		return store.ClaimResult{}, err
 	}
-	token := newToken()
 	res, err := claimScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, hex.EncodeToString(hash[:]), token, ms).Slice()
 	if err != nil {
-		if ctx.Err() != nil {
-			// The script may have claimed before the deadline cut the
-			// reply off; the caller never learns the token, so without
-			// this the requestId would answer InFlight for a whole lease.
-			c.detached(ctx, func(ctx context.Context) { _ = c.Release(ctx, key, token) })
-		}
 		return store.ClaimResult{}, fail("claim", err)
 	}
 	if len(res) == 0 {
@@ -191,7 +175,7 @@ func (c *Client) Claim(ctx context.Context, key store.RequestKey, hash store.Bod
 	code, _ := res[0].(int64)
 	switch code {
 	case claimNew:
-		return store.ClaimResult{Status: store.Claimed, Token: token}, nil
+		return store.ClaimResult{Status: store.Claimed}, nil
 	case claimInFlight:
 		return store.ClaimResult{Status: store.InFlight}, nil
 	case claimMismatch:
@@ -210,7 +194,7 @@ func (c *Client) Claim(ctx context.Context, key store.RequestKey, hash store.Bod
 	return store.ClaimResult{}, fail("claim", fmt.Errorf("unexpected script reply %v", res[0]))
 }
 
-// Release implements store.Store.
+// Release implements store.Backend.
 func (c *Client) Release(ctx context.Context, key store.RequestKey, token string) error {
 	if err := releaseScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, token).Err(); err != nil {
 		return fail("release", err)
@@ -218,7 +202,7 @@ func (c *Client) Release(ctx context.Context, key store.RequestKey, token string
 	return nil
 }
 
-// Finish implements store.Store.
+// Finish implements store.Backend.
 func (c *Client) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
 	ms, err := millis("finish", "ttl", ttl)
 	if err != nil {
@@ -234,33 +218,27 @@ func (c *Client) Finish(ctx context.Context, key store.RequestKey, token string,
 	return nil
 }
 
-// LockOrder implements store.Store. The lock is a key holding a random
-// token with PX = lease; unlock deletes it only if it still holds that
-// token, so a holder whose lease ran out never releases the lock of the
-// instance that took over.
-func (c *Client) LockOrder(ctx context.Context, key store.OrderKey, lease time.Duration) (func(), error) {
+// LockOrder implements store.Backend. The lock is a key holding the
+// holder's token with PX = lease; UnlockOrder deletes it only if it still
+// holds that token, so a holder whose lease ran out never releases the lock
+// of the instance that took over.
+func (c *Client) LockOrder(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
 	ms, err := millis("lock order", "lease", lease)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	k := c.lockKey(key)
-	token := newToken()
 	backoff := lockMinBackoff
 	for {
 		got, err := lockScript.Run(ctx, c.rdb, []string{k}, token, ms).Int()
 		if err != nil {
 			if ctx.Err() != nil {
-				// The script may have run before the deadline cut the
-				// reply off; give back what we might hold rather than
-				// leave the order locked for a whole lease.
-				c.unlock(ctx, k, token)
-				return nil, store.ErrLockTimeout
+				return store.ErrLockTimeout
 			}
-			return nil, fail("lock order", err)
+			return fail("lock order", err)
 		}
 		if got == 1 {
-			var once sync.Once
-			return func() { once.Do(func() { c.unlock(ctx, k, token) }) }, nil
+			return nil
 		}
 		wait := backoff/2 + mrand.N(backoff/2+1)
 		if backoff *= 2; backoff > lockMaxBackoff {
@@ -270,31 +248,21 @@ func (c *Client) LockOrder(ctx context.Context, key store.OrderKey, lease time.D
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, store.ErrLockTimeout
+			return store.ErrLockTimeout
 		case <-t.C:
 		}
 	}
 }
 
-// unlock runs detached from ctx's cancellation: the request may be over
-// (caller gone, deadline hit) but the next request for the order should not
-// have to wait out the lease. A failure is dropped because the lease ends
-// the lock anyway.
-func (c *Client) unlock(ctx context.Context, key, token string) {
-	c.detached(ctx, func(ctx context.Context) {
-		_ = unlockScript.Run(ctx, c.rdb, []string{key}, token).Err()
-	})
+// UnlockOrder implements store.Backend.
+func (c *Client) UnlockOrder(ctx context.Context, key store.OrderKey, token string) error {
+	if err := unlockScript.Run(ctx, c.rdb, []string{c.lockKey(key)}, token).Err(); err != nil {
+		return fail("unlock order", err)
+	}
+	return nil
 }
 
-// detached runs a clean-up step with ctx's values but not its cancellation,
-// bounded by the client's own timeouts.
-func (c *Client) detached(ctx context.Context, f func(context.Context)) {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.unlockTimeout)
-	defer cancel()
-	f(dctx)
-}
-
-// GetOrder implements store.Store.
+// GetOrder implements store.Backend.
 func (c *Client) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
 	blob, err := c.rdb.HGet(ctx, c.orderKey(key), "o").Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -310,7 +278,7 @@ func (c *Client) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order
 	return &o, nil
 }
 
-// CommitSuccess implements store.Store. The claim is checked before the
+// CommitSuccess implements store.Backend. The claim is checked before the
 // order, so a caller whose claim expired gets ErrNotOwner even if the order
 // also moved on.
 func (c *Client) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
@@ -342,7 +310,7 @@ func (c *Client) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *s
 	return fail("commit success", fmt.Errorf("unexpected script reply %d", res))
 }
 
-// GetRequest implements store.Store. ExpiresAt is the server's remaining
+// GetRequest implements store.Backend. ExpiresAt is the server's remaining
 // time to live added to this machine's clock, so it is approximate by the
 // round trip.
 func (c *Client) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
@@ -393,10 +361,6 @@ func (c *Client) lockKey(k store.OrderKey) string {
 func (c *Client) requestKey(k store.RequestKey) string {
 	return c.prefix + "req:{" + keyEscaper.Replace(k.ClientID) + ":" + keyEscaper.Replace(k.RequestID) + "}"
 }
-
-// newToken returns 128 random bits. Tokens are what make a claim or a lock
-// someone's, so they must be unguessable and never repeat across instances.
-func newToken() string { return rand.Text() }
 
 // millis converts a lease or TTL for PX, rounding up: a sub-millisecond
 // duration must not become 0, which Redis rejects.

@@ -1,11 +1,9 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +31,10 @@ func testReply(body string) store.Reply {
 // transition must happen exactly once.
 func TestTwoInstancesLockedTransition(t *testing.T) {
 	addr, prefix := sharedAddr(t), uniquePrefix()
-	a, b := newClientPrefix(t, addr, prefix), newClientPrefix(t, addr, prefix)
+	a := store.New(newClientPrefix(t, addr, prefix), store.Options{})
+	b := store.New(newClientPrefix(t, addr, prefix), store.Options{})
+	defer a.Wait()
+	defer b.Wait()
 	okey := store.OrderKey{ClientID: "client:1", MerchantBizNo: "biz{1}"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -41,7 +42,7 @@ func TestTwoInstancesLockedTransition(t *testing.T) {
 	const perInstance = 25
 	var wins, refused, failures sync.Map
 	var wg sync.WaitGroup
-	for i, s := range []*Client{a, b, a, b} {
+	for i, s := range []*store.Store{a, b, a, b} {
 		for j := range perInstance / 2 {
 			wg.Add(1)
 			go func() {
@@ -53,6 +54,7 @@ func TestTwoInstancesLockedTransition(t *testing.T) {
 					failures.Store(rid, fmt.Sprint(cl, err))
 					return
 				}
+				defer cl.Release()
 				unlock, err := s.LockOrder(ctx, okey, 10*time.Second)
 				if err != nil {
 					failures.Store(rid, err)
@@ -68,13 +70,13 @@ func TestTwoInstancesLockedTransition(t *testing.T) {
 					// The transition already happened: the handler answers
 					// F and stores that reply.
 					refused.Store(rid, true)
-					if err := s.Finish(ctx, rkey, cl.Token, testReply("F"), time.Minute); err != nil {
+					if err := cl.Finish(ctx, testReply("F"), time.Minute); err != nil {
 						failures.Store(rid, err)
 					}
 					return
 				}
 				next := store.Order{Scenario: "gift_card", Status: "TICKETED", ModifyTime: 1, RequestID: rid, UpdatedAt: time.Now()}
-				if err := s.CommitSuccess(ctx, okey, prev, next, rkey, cl.Token, testReply("S"), time.Minute); err != nil {
+				if err := cl.Commit(ctx, store.OrderChange{Key: okey, Prev: prev, Next: next}, testReply("S"), time.Minute); err != nil {
 					failures.Store(rid, err)
 					return
 				}
@@ -114,11 +116,10 @@ func TestTwoInstancesStaleCommit(t *testing.T) {
 	// A first accepted state, so prev is non-nil and all three compared
 	// fields matter.
 	base := store.Order{Status: "CREATED", ModifyTime: 100, RequestID: "r0"}
-	cl, err := clients[0].Claim(ctx, store.RequestKey{ClientID: "c", RequestID: "r0"}, store.HashBody(nil), time.Minute)
-	if err != nil {
+	if _, err := clients[0].Claim(ctx, store.RequestKey{ClientID: "c", RequestID: "r0"}, store.HashBody(nil), "t0", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := clients[0].CommitSuccess(ctx, okey, nil, base, store.RequestKey{ClientID: "c", RequestID: "r0"}, cl.Token, testReply("0"), time.Minute); err != nil {
+	if err := clients[0].CommitSuccess(ctx, okey, nil, base, store.RequestKey{ClientID: "c", RequestID: "r0"}, "t0", testReply("0"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	prev, err := clients[1].GetOrder(ctx, okey)
@@ -134,11 +135,12 @@ func TestTwoInstancesStaleCommit(t *testing.T) {
 	cs := make([]contender, n)
 	for i := range cs {
 		rkey := store.RequestKey{ClientID: "c", RequestID: fmt.Sprintf("r%d", i+1)}
-		cl, err := clients[i%2].Claim(ctx, rkey, store.HashBody(nil), time.Minute)
+		tok := fmt.Sprint("t", i+1)
+		cl, err := clients[i%2].Claim(ctx, rkey, store.HashBody(nil), tok, time.Minute)
 		if err != nil || cl.Status != store.Claimed {
 			t.Fatalf("claim %d: %v %v", i, cl.Status, err)
 		}
-		cs[i] = contender{rkey, cl.Token}
+		cs[i] = contender{rkey, tok}
 	}
 	errs := make([]error, n)
 	var start, wg sync.WaitGroup
@@ -175,112 +177,6 @@ func TestTwoInstancesStaleCommit(t *testing.T) {
 	}
 }
 
-// TestLockLeaseExpiry: a holder that crashes (never unlocks) strands the
-// order only until its lease ends, and its late unlock cannot release the
-// lock of whoever took over.
-func TestLockLeaseExpiry(t *testing.T) {
-	addr, prefix := sharedAddr(t), uniquePrefix()
-	crashed, other := newClientPrefix(t, addr, prefix), newClientPrefix(t, addr, prefix)
-	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
-	bg := context.Background()
-
-	staleUnlock, err := crashed.LockOrder(bg, okey, 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// While the lease runs the lock is held.
-	short, cancel := context.WithTimeout(bg, 50*time.Millisecond)
-	_, err = other.LockOrder(short, okey, time.Minute)
-	cancel()
-	if !errors.Is(err, store.ErrLockTimeout) {
-		t.Fatalf("LockOrder during the lease: %v, want ErrLockTimeout", err)
-	}
-
-	// After it, the lock is free again without any unlock.
-	long, cancel := context.WithTimeout(bg, 20*time.Second)
-	defer cancel()
-	unlock, err := other.LockOrder(long, okey, time.Minute)
-	if err != nil {
-		t.Fatalf("LockOrder after the lease: %v", err)
-	}
-
-	// The crashed holder comes back and unlocks: a no-op.
-	staleUnlock()
-	short, cancel = context.WithTimeout(bg, 100*time.Millisecond)
-	_, err = crashed.LockOrder(short, okey, time.Minute)
-	cancel()
-	if !errors.Is(err, store.ErrLockTimeout) {
-		t.Fatalf("stale unlock released the new holder's lock: LockOrder = %v", err)
-	}
-
-	unlock()
-	unlock() // harmless twice
-	again, err := crashed.LockOrder(long, okey, time.Minute)
-	if err != nil {
-		t.Fatalf("LockOrder after unlock: %v", err)
-	}
-	again()
-}
-
-// TestLockUnlocksAfterContextEnds: unlock is usually deferred in a handler
-// whose request context may already be cancelled; the lock must still go.
-func TestLockUnlocksAfterContextEnds(t *testing.T) {
-	c := newClient(t)
-	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
-	ctx, cancel := context.WithCancel(context.Background())
-	unlock, err := c.LockOrder(ctx, okey, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	unlock()
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel2()
-	u, err := c.LockOrder(ctx2, okey, time.Minute)
-	if err != nil {
-		t.Fatalf("lock still held after unlock with a cancelled context: %v", err)
-	}
-	u()
-}
-
-// TestClaimLeaseExpiry: a claim whose owner died is taken over once the
-// lease ends, and the old owner can no longer finish it.
-func TestClaimLeaseExpiry(t *testing.T) {
-	c := newClient(t)
-	ctx := context.Background()
-	rkey := store.RequestKey{ClientID: "c", RequestID: "r"}
-	h := store.HashBody([]byte("body"))
-	first, err := c.Claim(ctx, rkey, h, 100*time.Millisecond)
-	if err != nil || first.Status != store.Claimed {
-		t.Fatalf("first claim: %+v, %v", first, err)
-	}
-	if res, _ := c.Claim(ctx, rkey, h, time.Minute); res.Status != store.InFlight {
-		t.Fatalf("claim during the lease: %v, want InFlight", res.Status)
-	}
-	var second store.ClaimResult
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		second, err = c.Claim(ctx, rkey, h, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if second.Status == store.Claimed || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if second.Status != store.Claimed || second.Token == first.Token {
-		t.Fatalf("claim after the lease: %+v", second)
-	}
-	if err := c.Finish(ctx, rkey, first.Token, testReply("late"), time.Minute); !errors.Is(err, store.ErrNotOwner) {
-		t.Fatalf("Finish by the expired owner: %v, want ErrNotOwner", err)
-	}
-	if err := c.Finish(ctx, rkey, second.Token, testReply("ok"), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestScriptsSurviveRetry: go-redis resends a command when the connection
 // breaks before the reply arrives, so a script can run twice with the same
 // token. The second run must not turn the caller's own claim, lock or
@@ -311,57 +207,19 @@ func TestScriptsSurviveRetry(t *testing.T) {
 
 	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m2"}
 	rkey2 := store.RequestKey{ClientID: "c", RequestID: "r2"}
-	cl, err := c.Claim(ctx, rkey2, store.HashBody(nil), time.Minute)
-	if err != nil {
+	if _, err := c.Claim(ctx, rkey2, store.HashBody(nil), "tok2", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	next := store.Order{Status: "PAID", ModifyTime: 5, RequestID: "r2"}
 	for i := range 2 {
-		if err := c.CommitSuccess(ctx, okey, nil, next, rkey2, cl.Token, testReply("S"), time.Minute); err != nil {
+		if err := c.CommitSuccess(ctx, okey, nil, next, rkey2, "tok2", testReply("S"), time.Minute); err != nil {
 			t.Fatalf("commit run %d: %v", i, err)
 		}
 	}
 	// But a different commit by the same finished claim is refused.
 	other := store.Order{Status: "REFUNDED", ModifyTime: 6, RequestID: "r2"}
-	if err := c.CommitSuccess(ctx, okey, &next, other, rkey2, cl.Token, testReply("S"), time.Minute); !errors.Is(err, store.ErrNotOwner) {
+	if err := c.CommitSuccess(ctx, okey, &next, other, rkey2, "tok2", testReply("S"), time.Minute); !errors.Is(err, store.ErrNotOwner) {
 		t.Fatalf("second commit by a finished claim: %v, want ErrNotOwner", err)
-	}
-}
-
-// TestOrderRoundTripExact: the upstream's distributeResult is kept byte for
-// byte (encoding/json would compact and HTML-escape a RawMessage).
-func TestOrderRoundTripExact(t *testing.T) {
-	c := newClient(t)
-	ctx := context.Background()
-	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
-	rkey := store.RequestKey{ClientID: "c", RequestID: "r"}
-	cl, err := c.Claim(ctx, rkey, store.HashBody(nil), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dr := []byte("[ {\"sceneCode\" : \"<a&b>\",\n \"extInfo\":{}} ]")
-	next := store.Order{Scenario: "gift_card", Status: "TICKETED", ModifyTime: 1742977506708, OrderID: "o-1",
-		DistributeResult: dr, RequestID: "r", UpdatedAt: time.Date(2025, 3, 26, 8, 25, 6, 708000001, time.UTC)}
-	reply := store.Reply{Status: 200, Header: map[string][]string{"X-Bin": {"\xff\xfe", ""}, "Empty": {}}, Body: []byte{0, 1, 2, 0xff}}
-	if err := c.CommitSuccess(ctx, okey, nil, next, rkey, cl.Token, reply, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	got, err := c.GetOrder(ctx, okey)
-	if err != nil || got == nil {
-		t.Fatalf("GetOrder: %v, %v", got, err)
-	}
-	if !bytes.Equal(got.DistributeResult, dr) {
-		t.Errorf("distributeResult = %q, want %q", got.DistributeResult, dr)
-	}
-	if !got.UpdatedAt.Equal(next.UpdatedAt) || got.Status != next.Status || got.ModifyTime != next.ModifyTime || got.OrderID != next.OrderID {
-		t.Errorf("order = %+v, want %+v", got, next)
-	}
-	res, err := c.Claim(ctx, rkey, store.HashBody(nil), time.Minute)
-	if err != nil || res.Status != store.Done {
-		t.Fatalf("replay claim: %+v, %v", res, err)
-	}
-	if !reflect.DeepEqual(*res.Reply, reply) {
-		t.Errorf("replayed reply = %#v, want %#v", *res.Reply, reply)
 	}
 }
 
@@ -411,7 +269,7 @@ func TestRedisDown(t *testing.T) {
 
 	ops := map[string]func(context.Context) error{
 		"claim": func(ctx context.Context) error {
-			_, err := c.Claim(ctx, rkey, store.HashBody(nil), time.Minute)
+			_, err := c.Claim(ctx, rkey, store.HashBody(nil), "t", time.Minute)
 			return err
 		},
 		"release": func(ctx context.Context) error { return c.Release(ctx, rkey, "t") },
@@ -419,8 +277,10 @@ func TestRedisDown(t *testing.T) {
 			return c.Finish(ctx, rkey, "t", testReply(""), time.Minute)
 		},
 		"lock order": func(ctx context.Context) error {
-			_, err := c.LockOrder(ctx, okey, time.Minute)
-			return err
+			return c.LockOrder(ctx, okey, "t", time.Minute)
+		},
+		"unlock order": func(ctx context.Context) error {
+			return c.UnlockOrder(ctx, okey, "t")
 		},
 		"get order": func(ctx context.Context) error {
 			_, err := c.GetOrder(ctx, okey)
@@ -485,10 +345,10 @@ func TestErrorsHideThePassword(t *testing.T) {
 func TestNonPositiveDurationsRejected(t *testing.T) {
 	c := newClient(t)
 	ctx := context.Background()
-	if _, err := c.Claim(ctx, store.RequestKey{ClientID: "c", RequestID: "r"}, store.BodyHash{}, 0); err == nil {
+	if _, err := c.Claim(ctx, store.RequestKey{ClientID: "c", RequestID: "r"}, store.BodyHash{}, "t", 0); err == nil {
 		t.Error("Claim with a zero lease succeeded")
 	}
-	if _, err := c.LockOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: "m"}, -time.Second); err == nil {
+	if err := c.LockOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: "m"}, "t", -time.Second); err == nil {
 		t.Error("LockOrder with a negative lease succeeded")
 	}
 	if err := c.Finish(ctx, store.RequestKey{ClientID: "c", RequestID: "r"}, "t", store.Reply{}, 0); err == nil {

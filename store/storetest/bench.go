@@ -28,7 +28,7 @@ const BenchWriters = 32
 // newStore is called once per sub-benchmark run and must arrange for the
 // store to be closed (b.Cleanup). Keys are unique per run, so stores may
 // share a backend.
-func Bench(b *testing.B, newStore func(b *testing.B) store.Store) {
+func Bench(b *testing.B, newStore func(b *testing.B) store.Backend) {
 	b.Run("Transition/1writer", func(b *testing.B) { benchTransitions(b, newStore(b), 1) })
 	b.Run(fmt.Sprintf("Transition/%dwriters", BenchWriters), func(b *testing.B) {
 		benchTransitions(b, newStore(b), BenchWriters)
@@ -37,8 +37,10 @@ func Bench(b *testing.B, newStore func(b *testing.B) store.Store) {
 }
 
 // benchTransitions has each writer advance its own order, one status per
-// operation, as the handler would on a stream of order syncs.
-func benchTransitions(b *testing.B, s store.Store, writers int) {
+// operation, as the handler would on a stream of order syncs (through
+// store.Store, whose unlocks run in the background).
+func benchTransitions(b *testing.B, backend store.Backend, writers int) {
+	s := store.New(backend, store.Options{})
 	ids := newIDSource(b)
 	ctx := context.Background()
 	var next atomic.Int64 // operations handed out so far
@@ -61,13 +63,14 @@ func benchTransitions(b *testing.B, s store.Store, writers int) {
 	wg.Wait()
 	elapsed := time.Since(began)
 	b.StopTimer()
+	s.Wait()
 	if err := failed.get(); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "transitions/s")
 }
 
-func benchTransition(ctx context.Context, s store.Store, okey store.OrderKey, seq int) error {
+func benchTransition(ctx context.Context, s *store.Store, okey store.OrderKey, seq int) error {
 	unlock, err := s.LockOrder(ctx, okey, longLease)
 	if err != nil {
 		return fmt.Errorf("LockOrder: %w", err)
@@ -78,16 +81,17 @@ func benchTransition(ctx context.Context, s store.Store, okey store.OrderKey, se
 		return fmt.Errorf("GetOrder: %w", err)
 	}
 	rkey := store.RequestKey{ClientID: okey.ClientID, RequestID: fmt.Sprintf("%s-%d", okey.MerchantBizNo, seq)}
-	res, err := s.Claim(ctx, rkey, bodyA, longLease)
+	claim, err := s.Claim(ctx, rkey, bodyA, longLease)
 	if err != nil {
 		return fmt.Errorf("Claim: %w", err)
 	}
-	if res.Status != store.Claimed {
-		return fmt.Errorf("Claim of a fresh requestId = %s", statusName(res.Status))
+	defer claim.Release()
+	if claim.Status != store.Claimed {
+		return fmt.Errorf("Claim of a fresh requestId = %s", claim.Status)
 	}
 	next := sampleOrder(fmt.Sprint("S", seq), int64(seq), rkey.RequestID)
-	if err := s.CommitSuccess(ctx, okey, prev, next, rkey, res.Token, benchReply, longTTL); err != nil {
-		return fmt.Errorf("CommitSuccess: %w", err)
+	if err := claim.Commit(ctx, store.OrderChange{Key: okey, Prev: prev, Next: next}, benchReply, longTTL); err != nil {
+		return fmt.Errorf("Commit: %w", err)
 	}
 	return nil
 }
@@ -97,18 +101,19 @@ var benchReply = sampleReply("bench")
 
 // benchReplay spreads the replays over a few finished requests so that a
 // backend with per-key contention is not flattered or punished by one key.
-func benchReplay(b *testing.B, s store.Store) {
+func benchReplay(b *testing.B, s store.Backend) {
 	const keys = 64
 	ids := newIDSource(b)
 	ctx := context.Background()
 	rkeys := make([]store.RequestKey, keys)
 	for i := range rkeys {
 		rkeys[i] = store.RequestKey{ClientID: ids.prefix, RequestID: fmt.Sprint("replay-", i)}
-		res, err := s.Claim(ctx, rkeys[i], bodyA, longLease)
+		tok := token()
+		res, err := s.Claim(ctx, rkeys[i], bodyA, tok, longLease)
 		if err != nil || res.Status != store.Claimed {
 			b.Fatalf("Claim: %v, %v", res.Status, err)
 		}
-		if err := s.Finish(ctx, rkeys[i], res.Token, benchReply, longTTL); err != nil {
+		if err := s.Finish(ctx, rkeys[i], tok, benchReply, longTTL); err != nil {
 			b.Fatalf("Finish: %v", err)
 		}
 	}
@@ -121,9 +126,9 @@ func benchReplay(b *testing.B, s store.Store) {
 		i := int(n.Add(1))
 		for pb.Next() {
 			i++
-			res, err := s.Claim(ctx, rkeys[i%keys], bodyA, longLease)
+			res, err := s.Claim(ctx, rkeys[i%keys], bodyA, token(), longLease)
 			if err == nil && res.Status != store.Done {
-				err = fmt.Errorf("Claim of a finished request = %s", statusName(res.Status))
+				err = fmt.Errorf("Claim of a finished request = %s", res.Status)
 			}
 			if err != nil {
 				failed.set(err)

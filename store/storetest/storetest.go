@@ -1,10 +1,12 @@
-// Package storetest is the conformance suite every store.Store backend must
-// pass, plus benchmarks shared by the backends so their numbers compare.
+// Package storetest is the conformance suite every store.Backend must pass,
+// plus benchmarks shared by the backends so their numbers compare. The
+// suite checks the backend's primitives directly, and the claim and lock
+// values of store.Store over them.
 //
 // A backend's test calls Run with a constructor:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) store.Store {
+//		storetest.Run(t, func(t *testing.T) store.Backend {
 //			s := openForTest(t) // close it with t.Cleanup
 //			return s
 //		})
@@ -52,11 +54,11 @@ const (
 // Run runs the conformance suite as subtests of t. newStore is called once
 // per subtest; it must return a ready store and arrange for it to be closed
 // (t.Cleanup). Stores returned by successive calls may share their backend.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) store.Backend) {
 	t.Helper()
 	for _, tc := range []struct {
 		name string
-		fn   func(t *testing.T, s store.Store, ids *idSource)
+		fn   func(t *testing.T, s store.Backend, ids *idSource)
 	}{
 		{"ClaimNew", testClaimNew},
 		{"ClaimInFlight", testClaimInFlight},
@@ -91,6 +93,16 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RaceLocked", testRaceLocked},
 		{"RaceOptimistic", testRaceOptimistic},
 		{"RaceClaim", testRaceClaim},
+		{"EndedContext", testEndedContext},
+		{"ShortDeadline", testShortDeadline},
+		{"ClaimValueFinish", testClaimValueFinish},
+		{"ClaimValueCommit", testClaimValueCommit},
+		{"ClaimValueRelease", testClaimValueRelease},
+		{"ClaimValueFailedFinish", testClaimValueFailedFinish},
+		{"ClaimValueConflict", testClaimValueConflict},
+		{"ClaimValueNotClaimed", testClaimValueNotClaimed},
+		{"ClaimValueEndedContext", testClaimValueEndedContext},
+		{"LockValue", testLockValue},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -169,49 +181,58 @@ func sampleOrder(status string, modifyTime int64, requestID string) store.Order 
 	}
 }
 
+// endedContext returns a context that has already ended.
+func endedContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
 func ctxFor(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 	tb.Cleanup(cancel)
 	return ctx
 }
 
-func mustClaim(t *testing.T, s store.Store, key store.RequestKey, hash store.BodyHash, lease time.Duration) string {
+// token returns a fresh claim or lock token, as store.Store makes them.
+func token() string { return rand.Text() }
+
+// mustClaim claims key under a fresh token and returns the token.
+func mustClaim(t *testing.T, s store.Backend, key store.RequestKey, hash store.BodyHash, lease time.Duration) string {
 	t.Helper()
-	res, err := s.Claim(ctxFor(t), key, hash, lease)
+	tok := token()
+	res, err := s.Claim(ctxFor(t), key, hash, tok, lease)
 	if err != nil {
 		t.Fatalf("Claim(%v): %v", key, err)
 	}
 	if res.Status != store.Claimed {
-		t.Fatalf("Claim(%v) = %s, want Claimed", key, statusName(res.Status))
+		t.Fatalf("Claim(%v) = %s, want Claimed", key, res.Status)
 	}
-	if res.Token == "" {
-		t.Fatalf("Claim(%v) = Claimed with an empty token", key)
-	}
-	return res.Token
+	return tok
 }
 
-func claimStatus(t *testing.T, s store.Store, key store.RequestKey, hash store.BodyHash, lease time.Duration) store.ClaimResult {
+func claimStatus(t *testing.T, s store.Backend, key store.RequestKey, hash store.BodyHash, lease time.Duration) store.ClaimResult {
 	t.Helper()
-	res, err := s.Claim(ctxFor(t), key, hash, lease)
+	res, err := s.Claim(ctxFor(t), key, hash, token(), lease)
 	if err != nil {
 		t.Fatalf("Claim(%v): %v", key, err)
 	}
 	return res
 }
 
-func wantClaim(t *testing.T, s store.Store, key store.RequestKey, hash store.BodyHash, want store.ClaimStatus) store.ClaimResult {
+func wantClaim(t *testing.T, s store.Backend, key store.RequestKey, hash store.BodyHash, want store.ClaimStatus) store.ClaimResult {
 	t.Helper()
 	res := claimStatus(t, s, key, hash, longLease)
 	if res.Status != want {
-		t.Fatalf("Claim(%v) = %s, want %s", key, statusName(res.Status), statusName(want))
+		t.Fatalf("Claim(%v) = %s, want %s", key, res.Status, want)
 	}
-	if want != store.Claimed && res.Token != "" {
-		t.Errorf("Claim(%v) = %s with token %q; only Claimed carries a token", key, statusName(res.Status), res.Token)
+	if want != store.Done && res.Reply != nil {
+		t.Errorf("Claim(%v) = %s with a reply; only Done carries one", key, res.Status)
 	}
 	return res
 }
 
-func mustGetOrder(t *testing.T, s store.Store, key store.OrderKey) *store.Order {
+func mustGetOrder(t *testing.T, s store.Backend, key store.OrderKey) *store.Order {
 	t.Helper()
 	o, err := s.GetOrder(ctxFor(t), key)
 	if err != nil {
@@ -220,27 +241,13 @@ func mustGetOrder(t *testing.T, s store.Store, key store.OrderKey) *store.Order 
 	return o
 }
 
-func mustGetRequest(t *testing.T, s store.Store, key store.RequestKey) *store.RequestRecord {
+func mustGetRequest(t *testing.T, s store.Backend, key store.RequestKey) *store.RequestRecord {
 	t.Helper()
 	rec, err := s.GetRequest(ctxFor(t), key)
 	if err != nil {
 		t.Fatalf("GetRequest(%v): %v", key, err)
 	}
 	return rec
-}
-
-func statusName(s store.ClaimStatus) string {
-	switch s {
-	case store.Claimed:
-		return "Claimed"
-	case store.InFlight:
-		return "InFlight"
-	case store.Done:
-		return "Done"
-	case store.Mismatch:
-		return "Mismatch"
-	}
-	return fmt.Sprintf("ClaimStatus(%d)", int(s))
 }
 
 // replyDiff describes how got differs from want on the wire, or returns "".
@@ -291,7 +298,7 @@ func orderDiff(got *store.Order, want store.Order) string {
 
 // --- Claim ---
 
-func testClaimNew(t *testing.T, s store.Store, ids *idSource) {
+func testClaimNew(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	before := time.Now()
 	tok := mustClaim(t, s, key, bodyA, longLease)
@@ -311,20 +318,22 @@ func testClaimNew(t *testing.T, s store.Store, ids *idSource) {
 		t.Errorf("in-flight record expires at %v, want about %v", rec.ExpiresAt, before.Add(longLease))
 	}
 
-	other := mustClaim(t, s, ids.request(), bodyA, longLease)
-	if other == tok {
-		t.Errorf("two claims got the same token %q", tok)
+	// Claiming again with the token that holds the claim (a retried
+	// command) is still Claimed, not InFlight.
+	res, err := s.Claim(ctxFor(t), key, bodyA, tok, longLease)
+	if err != nil || res.Status != store.Claimed {
+		t.Errorf("Claim by the holder's token = %v, %v; want Claimed", res.Status, err)
 	}
 }
 
-func testClaimInFlight(t *testing.T, s store.Store, ids *idSource) {
+func testClaimInFlight(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	mustClaim(t, s, key, bodyA, longLease)
 	wantClaim(t, s, key, bodyA, store.InFlight)
 	wantClaim(t, s, key, bodyA, store.InFlight)
 }
 
-func testClaimDone(t *testing.T, s store.Store, ids *idSource) {
+func testClaimDone(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	tok := mustClaim(t, s, key, bodyA, longLease)
 	want := sampleReply("done")
@@ -343,7 +352,7 @@ func testClaimDone(t *testing.T, s store.Store, ids *idSource) {
 // reply. It is final for the caller (PARAM_ILLEGAL, F), so it must not be
 // said while the first request is in flight: that one may still end U,
 // and then the other body is processed afresh (see testClaimOtherBodyInFlight).
-func testClaimMismatch(t *testing.T, s store.Store, ids *idSource) {
+func testClaimMismatch(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	tok := mustClaim(t, s, key, bodyA, longLease)
 	if err := s.Finish(ctxFor(t), key, tok, sampleReply("m"), longTTL); err != nil {
@@ -367,7 +376,7 @@ func testClaimMismatch(t *testing.T, s store.Store, ids *idSource) {
 // testClaimOtherBodyInFlight: while a claim is live, a request with another
 // body is InFlight (retry later), not Mismatch: the first request may still
 // end without a stored answer, and then the other body is new.
-func testClaimOtherBodyInFlight(t *testing.T, s store.Store, ids *idSource) {
+func testClaimOtherBodyInFlight(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	tok := mustClaim(t, s, key, bodyA, longLease)
 	wantClaim(t, s, key, bodyB, store.InFlight)
@@ -384,18 +393,16 @@ func testClaimOtherBodyInFlight(t *testing.T, s store.Store, ids *idSource) {
 	wantClaim(t, s, key, bodyB, store.Done)
 }
 
-func testClaimCanceledContext(t *testing.T, s store.Store, ids *idSource) {
+func testClaimCanceledContext(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if res, err := s.Claim(ctx, key, bodyA, longLease); err == nil {
-		t.Fatalf("Claim with a canceled context = %s, want an error", statusName(res.Status))
+	if res, err := s.Claim(endedContext(), key, bodyA, token(), longLease); err == nil {
+		t.Fatalf("Claim with a canceled context = %s, want an error", res.Status)
 	}
 	// Nothing may have been claimed by the failed call.
 	mustClaim(t, s, key, bodyA, longLease)
 }
 
-func testClaimLeaseTakeover(t *testing.T, s store.Store, ids *idSource) {
+func testClaimLeaseTakeover(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	old := mustClaim(t, s, key, bodyA, shortLease)
 	wantClaim(t, s, key, bodyA, store.InFlight)
@@ -415,7 +422,7 @@ func testClaimLeaseTakeover(t *testing.T, s store.Store, ids *idSource) {
 
 // --- Release ---
 
-func testRelease(t *testing.T, s store.Store, ids *idSource) {
+func testRelease(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	key := ids.request()
 	tok := mustClaim(t, s, key, bodyA, longLease)
@@ -444,7 +451,7 @@ func testRelease(t *testing.T, s store.Store, ids *idSource) {
 	wantClaim(t, s, key, bodyB, store.InFlight)
 }
 
-func testReleaseAfterTakeover(t *testing.T, s store.Store, ids *idSource) {
+func testReleaseAfterTakeover(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	old := mustClaim(t, s, key, bodyA, shortLease)
 	time.Sleep(pastExpiry)
@@ -459,7 +466,7 @@ func testReleaseAfterTakeover(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
-func testReleaseKeepsDoneRecord(t *testing.T, s store.Store, ids *idSource) {
+func testReleaseKeepsDoneRecord(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	tok := mustClaim(t, s, key, bodyA, longLease)
 	want := sampleReply("kept")
@@ -477,7 +484,7 @@ func testReleaseKeepsDoneRecord(t *testing.T, s store.Store, ids *idSource) {
 
 // --- Finish ---
 
-func testFinishReplyExact(t *testing.T, s store.Store, ids *idSource) {
+func testFinishReplyExact(t *testing.T, s store.Backend, ids *idSource) {
 	cases := map[string]store.Reply{
 		"rich":  sampleReply("exact"),
 		"empty": {Status: 200},
@@ -527,7 +534,7 @@ func testFinishReplyExact(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
-func testFinishStaleToken(t *testing.T, s store.Store, ids *idSource) {
+func testFinishStaleToken(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	old := mustClaim(t, s, key, bodyA, shortLease)
 	time.Sleep(pastExpiry)
@@ -554,7 +561,7 @@ func testFinishStaleToken(t *testing.T, s store.Store, ids *idSource) {
 // testFinishTwice pins only what every backend guarantees: a second Finish
 // by the same token may succeed (a retried write) or say ErrNotOwner, but
 // the first reply is the one kept.
-func testFinishTwice(t *testing.T, s store.Store, ids *idSource) {
+func testFinishTwice(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	tok := mustClaim(t, s, key, bodyA, longLease)
 	first := sampleReply("first")
@@ -569,7 +576,7 @@ func testFinishTwice(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
-func testTTLExpiry(t *testing.T, s store.Store, ids *idSource) {
+func testTTLExpiry(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	key := ids.request()
 	tok := mustClaim(t, s, key, bodyA, longLease)
@@ -600,7 +607,7 @@ func testTTLExpiry(t *testing.T, s store.Store, ids *idSource) {
 
 // --- CommitSuccess ---
 
-func testCommitSuccess(t *testing.T, s store.Store, ids *idSource) {
+func testCommitSuccess(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	okey, rkey := ids.order(), ids.request()
 	tok := mustClaim(t, s, rkey, bodyA, longLease)
@@ -633,7 +640,7 @@ func testCommitSuccess(t *testing.T, s store.Store, ids *idSource) {
 
 // testCommitSuccessChain moves one order through several states, each read
 // back as prev, as the handler does.
-func testCommitSuccessChain(t *testing.T, s store.Store, ids *idSource) {
+func testCommitSuccessChain(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	okey := ids.order()
 	var prev *store.Order
@@ -654,7 +661,7 @@ func testCommitSuccessChain(t *testing.T, s store.Store, ids *idSource) {
 // commitRejected checks that a CommitSuccess that returned an error wrote
 // nothing: the order is as before and the claim is still in flight and
 // still owned by tok.
-func commitRejected(t *testing.T, s store.Store, okey store.OrderKey, before *store.Order, rkey store.RequestKey, tok string) {
+func commitRejected(t *testing.T, s store.Backend, okey store.OrderKey, before *store.Order, rkey store.RequestKey, tok string) {
 	t.Helper()
 	got := mustGetOrder(t, s, okey)
 	switch {
@@ -676,7 +683,7 @@ func commitRejected(t *testing.T, s store.Store, okey store.OrderKey, before *st
 	}
 }
 
-func testCommitConflictPrevNil(t *testing.T, s store.Store, ids *idSource) {
+func testCommitConflictPrevNil(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	okey := ids.order()
 	r1 := store.RequestKey{ClientID: okey.ClientID, RequestID: "first"}
@@ -694,7 +701,7 @@ func testCommitConflictPrevNil(t *testing.T, s store.Store, ids *idSource) {
 	commitRejected(t, s, okey, &stored, r2, t2)
 }
 
-func testCommitConflictPrevStale(t *testing.T, s store.Store, ids *idSource) {
+func testCommitConflictPrevStale(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	okey := ids.order()
 	r0 := store.RequestKey{ClientID: okey.ClientID, RequestID: "r0"}
@@ -734,7 +741,7 @@ func testCommitConflictPrevStale(t *testing.T, s store.Store, ids *idSource) {
 // testCommitComparesVersionFields pins the comparison rule: Status,
 // ModifyTime and RequestID identify a version; the other fields (a time
 // that went through a round trip, say) must not cause conflicts.
-func testCommitComparesVersionFields(t *testing.T, s store.Store, ids *idSource) {
+func testCommitComparesVersionFields(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	okey := ids.order()
 	r0 := store.RequestKey{ClientID: okey.ClientID, RequestID: "r0"}
@@ -758,7 +765,7 @@ func testCommitComparesVersionFields(t *testing.T, s store.Store, ids *idSource)
 	}
 }
 
-func testCommitStaleToken(t *testing.T, s store.Store, ids *idSource) {
+func testCommitStaleToken(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	okey, rkey := ids.order(), ids.request()
 	old := mustClaim(t, s, rkey, bodyA, shortLease)
@@ -794,7 +801,7 @@ func testCommitStaleToken(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
-func testCommitReleasedToken(t *testing.T, s store.Store, ids *idSource) {
+func testCommitReleasedToken(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	okey, rkey := ids.order(), ids.request()
 	tok := mustClaim(t, s, rkey, bodyA, longLease)
@@ -815,7 +822,7 @@ func testCommitReleasedToken(t *testing.T, s store.Store, ids *idSource) {
 
 // --- Reads ---
 
-func testGetOrderUnknown(t *testing.T, s store.Store, ids *idSource) {
+func testGetOrderUnknown(t *testing.T, s store.Backend, ids *idSource) {
 	if o := mustGetOrder(t, s, ids.order()); o != nil {
 		t.Fatalf("GetOrder of an unknown order = %+v, want nil", *o)
 	}
@@ -824,7 +831,7 @@ func testGetOrderUnknown(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
-func testGetRequest(t *testing.T, s store.Store, ids *idSource) {
+func testGetRequest(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.request()
 	if rec := mustGetRequest(t, s, key); rec != nil {
 		t.Fatalf("GetRequest of an unknown key = %+v, want nil", rec)
@@ -856,27 +863,36 @@ func testGetRequest(t *testing.T, s store.Store, ids *idSource) {
 
 // --- LockOrder ---
 
-func mustLock(t *testing.T, s store.Store, key store.OrderKey, lease time.Duration) func() {
+// unlocker returns a func that unlocks key held by tok; it may be called
+// from any goroutine.
+func unlocker(t *testing.T, s store.Backend, key store.OrderKey, tok string) func() {
+	return func() {
+		if err := s.UnlockOrder(ctxFor(t), key, tok); err != nil {
+			t.Errorf("UnlockOrder(%v): %v", key, err)
+		}
+	}
+}
+
+// mustLock locks key under a fresh token and returns its unlock.
+func mustLock(t *testing.T, s store.Backend, key store.OrderKey, lease time.Duration) func() {
 	t.Helper()
-	unlock, err := s.LockOrder(ctxFor(t), key, lease)
-	if err != nil {
+	tok := token()
+	if err := s.LockOrder(ctxFor(t), key, tok, lease); err != nil {
 		t.Fatalf("LockOrder(%v): %v", key, err)
 	}
-	if unlock == nil {
-		t.Fatalf("LockOrder(%v) returned a nil unlock", key)
-	}
-	return unlock
+	return unlocker(t, s, key, tok)
 }
 
 // lockHeld reports whether key is held by someone else: a lock attempt
 // that gives up after wait fails.
-func lockHeld(t *testing.T, s store.Store, key store.OrderKey, wait time.Duration) bool {
+func lockHeld(t *testing.T, s store.Backend, key store.OrderKey, wait time.Duration) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	unlock, err := s.LockOrder(ctx, key, longLease)
+	tok := token()
+	err := s.LockOrder(ctx, key, tok, longLease)
 	if err == nil {
-		unlock()
+		unlocker(t, s, key, tok)()
 		return false
 	}
 	if !errors.Is(err, store.ErrLockTimeout) {
@@ -885,19 +901,19 @@ func lockHeld(t *testing.T, s store.Store, key store.OrderKey, wait time.Duratio
 	return true
 }
 
-func testLockSerializes(t *testing.T, s store.Store, ids *idSource) {
+func testLockSerializes(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.order()
 	unlock1 := mustLock(t, s, key, longLease)
 
 	acquired := make(chan func(), 1)
 	errc := make(chan error, 1)
 	go func() {
-		unlock, err := s.LockOrder(ctxFor(t), key, longLease)
-		if err != nil {
+		tok := token()
+		if err := s.LockOrder(ctxFor(t), key, tok, longLease); err != nil {
 			errc <- err
 			return
 		}
-		acquired <- unlock
+		acquired <- unlocker(t, s, key, tok)
 	}()
 	select {
 	case <-acquired:
@@ -919,7 +935,7 @@ func testLockSerializes(t *testing.T, s store.Store, ids *idSource) {
 	mustLock(t, s, key, longLease)()
 }
 
-func testLockTimeout(t *testing.T, s store.Store, ids *idSource) {
+func testLockTimeout(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.order()
 	unlock := mustLock(t, s, key, longLease)
 	defer unlock()
@@ -927,9 +943,10 @@ func testLockTimeout(t *testing.T, s store.Store, ids *idSource) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	u, err := s.LockOrder(ctx, key, longLease)
+	tok := token()
+	err := s.LockOrder(ctx, key, tok, longLease)
 	if err == nil {
-		u()
+		unlocker(t, s, key, tok)()
 		t.Fatal("LockOrder on a held lock succeeded, want ErrLockTimeout")
 	}
 	if !errors.Is(err, store.ErrLockTimeout) {
@@ -940,13 +957,12 @@ func testLockTimeout(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
-func testLockCanceledContext(t *testing.T, s store.Store, ids *idSource) {
+func testLockCanceledContext(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.order()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if u, err := s.LockOrder(ctx, key, longLease); !errors.Is(err, store.ErrLockTimeout) {
+	tok := token()
+	if err := s.LockOrder(endedContext(), key, tok, longLease); !errors.Is(err, store.ErrLockTimeout) {
 		if err == nil {
-			u()
+			unlocker(t, s, key, tok)()
 		}
 		t.Fatalf("LockOrder with a canceled context: %v, want ErrLockTimeout", err)
 	}
@@ -954,7 +970,7 @@ func testLockCanceledContext(t *testing.T, s store.Store, ids *idSource) {
 	mustLock(t, s, key, longLease)()
 }
 
-func testLockLeaseExpiry(t *testing.T, s store.Store, ids *idSource) {
+func testLockLeaseExpiry(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.order()
 	stale := mustLock(t, s, key, shortLease) // never unlocked in time: a "crashed" holder
 	began := time.Now()
@@ -974,7 +990,7 @@ func testLockLeaseExpiry(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
-func testUnlockTwice(t *testing.T, s store.Store, ids *idSource) {
+func testUnlockTwice(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.order()
 	unlock := mustLock(t, s, key, longLease)
 	unlock()
@@ -990,7 +1006,7 @@ func testUnlockTwice(t *testing.T, s store.Store, ids *idSource) {
 	}
 }
 
-func testLockIndependentOrders(t *testing.T, s store.Store, ids *idSource) {
+func testLockIndependentOrders(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.order()
 	defer mustLock(t, s, key, longLease)()
 	others := []store.OrderKey{
@@ -1006,7 +1022,7 @@ func testLockIndependentOrders(t *testing.T, s store.Store, ids *idSource) {
 
 // --- Keys ---
 
-func testKeysDoNotCollide(t *testing.T, s store.Store, ids *idSource) {
+func testKeysDoNotCollide(t *testing.T, s store.Backend, ids *idSource) {
 	ctx := ctxFor(t)
 	base := ids.client()
 	// Pairs chosen so that joining client and id with ":" (or nothing)
@@ -1025,12 +1041,13 @@ func testKeysDoNotCollide(t *testing.T, s store.Store, ids *idSource) {
 	for i, okey := range orders {
 		// Same requestId under every client: also a collision candidate.
 		rkey := store.RequestKey{ClientID: okey.ClientID, RequestID: "r:" + okey.MerchantBizNo}
-		res := claimStatus(t, s, rkey, bodyA, longLease)
-		if res.Status != store.Claimed {
-			t.Fatalf("Claim(%q, %q) = %s, want Claimed: it collided with another key", rkey.ClientID, rkey.RequestID, statusName(res.Status))
+		tok := token()
+		res, err := s.Claim(ctx, rkey, bodyA, tok, longLease)
+		if err != nil || res.Status != store.Claimed {
+			t.Fatalf("Claim(%q, %q) = %s, %v; want Claimed: it collided with another key", rkey.ClientID, rkey.RequestID, res.Status, err)
 		}
 		next := sampleOrder(fmt.Sprint("S", i), int64(i), rkey.RequestID)
-		if err := s.CommitSuccess(ctx, okey, nil, next, rkey, res.Token, sampleReply(fmt.Sprint(i)), longTTL); err != nil {
+		if err := s.CommitSuccess(ctx, okey, nil, next, rkey, tok, sampleReply(fmt.Sprint(i)), longTTL); err != nil {
 			t.Fatalf("CommitSuccess(%q, %q): %v (collided with another order?)", okey.ClientID, okey.MerchantBizNo, err)
 		}
 	}
@@ -1067,7 +1084,7 @@ const raceWorkers = 100
 
 // raceCheck verifies that the race ended with each status reached by
 // exactly one worker and the order and replay records agreeing with them.
-func raceCheck(t *testing.T, s store.Store, okey store.OrderKey, wins []atomic.Int32, winner []atomic.Value) {
+func raceCheck(t *testing.T, s store.Backend, okey store.OrderKey, wins []atomic.Int32, winner []atomic.Value) {
 	t.Helper()
 	for i, status := range raceStatuses {
 		if n := wins[i].Load(); n != 1 {
@@ -1096,9 +1113,11 @@ func raceCheck(t *testing.T, s store.Store, okey store.OrderKey, wins []atomic.I
 	}
 }
 
-// testRaceLocked is the handler's pattern: many workers push one order
-// through A<B<C<D under LockOrder, each deciding from what it reads.
-func testRaceLocked(t *testing.T, s store.Store, ids *idSource) {
+// testRaceLocked is the handler's pattern, through store.Store: many
+// workers push one order through A<B<C<D under LockOrder, each deciding
+// from what it reads.
+func testRaceLocked(t *testing.T, s store.Backend, ids *idSource) {
+	st := store.New(s, store.Options{})
 	okey := ids.order()
 	wins := make([]atomic.Int32, len(raceStatuses))
 	winner := make([]atomic.Value, len(raceStatuses))
@@ -1110,7 +1129,7 @@ func testRaceLocked(t *testing.T, s store.Store, ids *idSource) {
 		rkey := store.RequestKey{ClientID: okey.ClientID, RequestID: fmt.Sprintf("locked-%d", w)}
 		wg.Go(func() {
 			for {
-				done, err := lockedStep(ctx, s, okey, rkey, target)
+				done, err := lockedStep(ctx, st, okey, rkey, target)
 				if err != nil {
 					errs <- fmt.Errorf("worker %s: %w", rkey.RequestID, err)
 					return
@@ -1128,6 +1147,7 @@ func testRaceLocked(t *testing.T, s store.Store, ids *idSource) {
 		})
 	}
 	wg.Wait()
+	st.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
@@ -1143,7 +1163,7 @@ const (
 	stepPassed                    // someone else already made it
 )
 
-func lockedStep(ctx context.Context, s store.Store, okey store.OrderKey, rkey store.RequestKey, target int) (stepOutcome, error) {
+func lockedStep(ctx context.Context, s *store.Store, okey store.OrderKey, rkey store.RequestKey, target int) (stepOutcome, error) {
 	unlock, err := s.LockOrder(ctx, okey, longLease)
 	if err != nil {
 		return 0, fmt.Errorf("LockOrder: %w", err)
@@ -1159,23 +1179,26 @@ func lockedStep(ctx context.Context, s store.Store, okey store.OrderKey, rkey st
 	case rank != target-1:
 		return stepWait, nil
 	}
-	res, err := s.Claim(ctx, rkey, store.HashBody([]byte(rkey.RequestID)), longLease)
+	claim, err := s.Claim(ctx, rkey, store.HashBody([]byte(rkey.RequestID)), longLease)
 	if err != nil {
 		return 0, fmt.Errorf("Claim: %w", err)
 	}
-	if res.Status != store.Claimed {
-		return 0, fmt.Errorf("Claim of a fresh requestId = %s", statusName(res.Status))
+	defer claim.Release()
+	if claim.Status != store.Claimed {
+		return 0, fmt.Errorf("Claim of a fresh requestId = %s", claim.Status)
 	}
 	next := sampleOrder(raceStatuses[target], int64(target), rkey.RequestID)
-	if err := s.CommitSuccess(ctx, okey, prev, next, rkey, res.Token, sampleReply(rkey.RequestID), longTTL); err != nil {
-		return 0, fmt.Errorf("CommitSuccess under the lock: %w", err)
+	change := store.OrderChange{Key: okey, Prev: prev, Next: next}
+	if err := claim.Commit(ctx, change, sampleReply(rkey.RequestID), longTTL); err != nil {
+		return 0, fmt.Errorf("Commit under the lock: %w", err)
 	}
 	return stepWon, nil
 }
 
 // testRaceOptimistic drops the lock: only CommitSuccess's compare step
 // keeps the workers from overwriting each other.
-func testRaceOptimistic(t *testing.T, s store.Store, ids *idSource) {
+func testRaceOptimistic(t *testing.T, s store.Backend, ids *idSource) {
+	st := store.New(s, store.Options{})
 	okey := ids.order()
 	wins := make([]atomic.Int32, len(raceStatuses))
 	winner := make([]atomic.Value, len(raceStatuses))
@@ -1191,11 +1214,12 @@ func testRaceOptimistic(t *testing.T, s store.Store, ids *idSource) {
 			fail := func(format string, args ...any) {
 				errs <- fmt.Errorf("worker %s: "+format, append([]any{rkey.RequestID}, args...)...)
 			}
-			res, err := s.Claim(ctx, rkey, store.HashBody([]byte(rkey.RequestID)), longLease)
-			if err != nil || res.Status != store.Claimed {
-				fail("Claim = %v, %v", res.Status, err)
+			claim, err := st.Claim(ctx, rkey, store.HashBody([]byte(rkey.RequestID)), longLease)
+			if err != nil || claim.Status != store.Claimed {
+				fail("Claim = %v, %v", claim, err)
 				return
 			}
+			defer claim.Release()
 			<-start
 			for {
 				prev, err := s.GetOrder(ctx, okey)
@@ -1205,16 +1229,13 @@ func testRaceOptimistic(t *testing.T, s store.Store, ids *idSource) {
 				}
 				switch rank := raceRank(prev); {
 				case rank >= target:
-					if err := s.Release(ctx, rkey, res.Token); err != nil {
-						fail("Release: %v", err)
-					}
-					return
+					return // the deferred Release gives the claim up
 				case rank != target-1:
 					time.Sleep(time.Millisecond)
 					continue
 				}
 				next := sampleOrder(raceStatuses[target], int64(target), rkey.RequestID)
-				err = s.CommitSuccess(ctx, okey, prev, next, rkey, res.Token, sampleReply(rkey.RequestID), longTTL)
+				err = claim.Commit(ctx, store.OrderChange{Key: okey, Prev: prev, Next: next}, sampleReply(rkey.RequestID), longTTL)
 				switch {
 				case err == nil:
 					wins[target].Add(1)
@@ -1231,6 +1252,7 @@ func testRaceOptimistic(t *testing.T, s store.Store, ids *idSource) {
 	}
 	close(start)
 	wg.Wait()
+	st.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
@@ -1239,7 +1261,7 @@ func testRaceOptimistic(t *testing.T, s store.Store, ids *idSource) {
 	t.Logf("%d commits lost the race with ErrConflict", conflicts.Load())
 }
 
-func testRaceClaim(t *testing.T, s store.Store, ids *idSource) {
+func testRaceClaim(t *testing.T, s store.Backend, ids *idSource) {
 	const workers = 50
 	key := ids.request()
 	ctx := ctxFor(t)
@@ -1250,13 +1272,13 @@ func testRaceClaim(t *testing.T, s store.Store, ids *idSource) {
 	for range workers {
 		wg.Go(func() {
 			<-start
-			res, err := s.Claim(ctx, key, bodyA, longLease)
+			res, err := s.Claim(ctx, key, bodyA, token(), longLease)
 			if err != nil {
 				errs <- err
 				return
 			}
 			if res.Status < store.Claimed || res.Status > store.Mismatch {
-				errs <- fmt.Errorf("Claim returned %s", statusName(res.Status))
+				errs <- fmt.Errorf("Claim returned %s", res.Status)
 				return
 			}
 			counts[res.Status].Add(1)
@@ -1278,3 +1300,278 @@ func testRaceClaim(t *testing.T, s store.Store, ids *idSource) {
 
 // maxClaimStatus is the largest ClaimStatus, for tables indexed by status.
 const maxClaimStatus = store.Mismatch
+
+// --- Context ---
+
+// testEndedContext: an operation called with a context that has already
+// ended fails at once and does nothing. (Claim and LockOrder have their
+// own subtests.)
+func testEndedContext(t *testing.T, s store.Backend, ids *idSource) {
+	okey, rkey := ids.order(), ids.request()
+	tok := mustClaim(t, s, rkey, bodyA, longLease)
+	unlock := mustLock(t, s, okey, longLease)
+	for name, op := range map[string]func(ctx context.Context) error{
+		"Release": func(ctx context.Context) error { return s.Release(ctx, rkey, tok) },
+		"Finish":  func(ctx context.Context) error { return s.Finish(ctx, rkey, tok, sampleReply("late"), longTTL) },
+		"CommitSuccess": func(ctx context.Context) error {
+			return s.CommitSuccess(ctx, okey, nil, sampleOrder("A", 1, rkey.RequestID), rkey, tok, sampleReply("late"), longTTL)
+		},
+		"UnlockOrder": func(ctx context.Context) error { return s.UnlockOrder(ctx, okey, tok) },
+		"GetOrder": func(ctx context.Context) error {
+			_, err := s.GetOrder(ctx, okey)
+			return err
+		},
+		"GetRequest": func(ctx context.Context) error {
+			_, err := s.GetRequest(ctx, rkey)
+			return err
+		},
+	} {
+		began := time.Now()
+		if err := op(endedContext()); err == nil {
+			t.Errorf("%s with an ended context succeeded, want an error", name)
+		}
+		if took := time.Since(began); took > patience/2 {
+			t.Errorf("%s with an ended context took %v", name, took)
+		}
+	}
+	// Nothing happened: the claim and the lock are still held, and no
+	// order was written.
+	commitRejected(t, s, okey, nil, rkey, "")
+	if !lockHeld(t, s, okey, 100*time.Millisecond) {
+		t.Error("UnlockOrder with an ended context released the lock")
+	}
+	unlock()
+	if err := s.Finish(ctxFor(t), rkey, tok, sampleReply("f"), longTTL); err != nil {
+		t.Errorf("the claim is no longer its owner's: Finish: %v", err)
+	}
+}
+
+// testShortDeadline: waits end with the context's deadline, not later. The
+// only wait a healthy backend has is for a held order lock.
+func testShortDeadline(t *testing.T, s store.Backend, ids *idSource) {
+	key := ids.order()
+	defer mustLock(t, s, key, longLease)()
+	const deadline = 150 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	began := time.Now()
+	err := s.LockOrder(ctx, key, token(), longLease)
+	if !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("LockOrder on a held lock: %v, want ErrLockTimeout", err)
+	}
+	if took := time.Since(began); took < deadline || took > deadline+time.Second {
+		t.Errorf("LockOrder returned after %v with a %v deadline", took, deadline)
+	}
+}
+
+// --- store.Store: the claim and the lock as values ---
+
+// newStore wraps s as the handler uses it; its background work is waited
+// for when the subtest ends.
+func newStore(t *testing.T, s store.Backend) *store.Store {
+	st := store.New(s, store.Options{CleanupFailed: func(op string, err error) {
+		t.Errorf("background %s failed: %v", op, err)
+	}})
+	t.Cleanup(st.Wait)
+	return st
+}
+
+func mustClaimValue(t *testing.T, st *store.Store, key store.RequestKey, hash store.BodyHash) *store.Claim {
+	t.Helper()
+	c, err := st.Claim(ctxFor(t), key, hash, longLease)
+	if err != nil {
+		t.Fatalf("Claim(%v): %v", key, err)
+	}
+	if c.Status != store.Claimed {
+		t.Fatalf("Claim(%v) = %s, want Claimed", key, c.Status)
+	}
+	return c
+}
+
+func testClaimValueFinish(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	key := ids.request()
+	c := mustClaimValue(t, st, key, bodyA)
+	want := sampleReply("finish")
+	if err := c.Finish(ctxFor(t), want, longTTL); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	c.Release() // what a deferred Release does after Finish: nothing
+	st.Wait()
+	if d := replyDiff(wantClaim(t, s, key, bodyA, store.Done).Reply, want); d != "" {
+		t.Error(d)
+	}
+	// Spent: it cannot be finished or committed again.
+	if err := c.Finish(ctxFor(t), sampleReply("again"), longTTL); !errors.Is(err, store.ErrNotHeld) {
+		t.Errorf("second Finish: %v, want ErrNotHeld", err)
+	}
+	if err := c.Commit(ctxFor(t), store.OrderChange{Key: ids.order(), Next: sampleOrder("A", 1, key.RequestID)}, want, longTTL); !errors.Is(err, store.ErrNotHeld) {
+		t.Errorf("Commit after Finish: %v, want ErrNotHeld", err)
+	}
+	if d := replyDiff(wantClaim(t, s, key, bodyA, store.Done).Reply, want); d != "" {
+		t.Errorf("after the refused calls: %s", d)
+	}
+}
+
+func testClaimValueCommit(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.order(), ids.request()
+	c := mustClaimValue(t, st, key, bodyA)
+	next := sampleOrder("A", 1, key.RequestID)
+	want := sampleReply("commit")
+	if err := c.Commit(ctxFor(t), store.OrderChange{Key: okey, Next: next}, want, longTTL); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	c.Release()
+	st.Wait()
+	if d := orderDiff(mustGetOrder(t, s, okey), next); d != "" {
+		t.Error(d)
+	}
+	if d := replyDiff(wantClaim(t, s, key, bodyA, store.Done).Reply, want); d != "" {
+		t.Error(d)
+	}
+	if err := c.Finish(ctxFor(t), sampleReply("late"), longTTL); !errors.Is(err, store.ErrNotHeld) {
+		t.Errorf("Finish after Commit: %v, want ErrNotHeld", err)
+	}
+}
+
+func testClaimValueRelease(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	key := ids.request()
+	c := mustClaimValue(t, st, key, bodyA)
+	c.Release()
+	c.Release()
+	st.Wait()
+	if rec := mustGetRequest(t, s, key); rec != nil {
+		t.Fatalf("after Release the request has a record: %+v", rec)
+	}
+	if err := c.Finish(ctxFor(t), sampleReply("late"), longTTL); !errors.Is(err, store.ErrNotHeld) {
+		t.Errorf("Finish after Release: %v, want ErrNotHeld", err)
+	}
+	// Processed afresh, with any body.
+	other := mustClaimValue(t, st, key, bodyB)
+	var nilClaim *store.Claim
+	nilClaim.Release() // a nil claim (Claim failed) is safe to release
+	if err := other.Finish(ctxFor(t), sampleReply("b"), longTTL); err != nil {
+		t.Fatalf("Finish by the new claim: %v", err)
+	}
+}
+
+// testClaimValueFailedFinish: "storing an F fails, so the caller gets U":
+// the claim is still held after the failed Finish, and the deferred
+// Release gives it up, so that a retry is processed afresh.
+func testClaimValueFailedFinish(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	key := ids.request()
+	c := mustClaimValue(t, st, key, bodyA)
+	if err := c.Finish(endedContext(), sampleReply("f"), longTTL); err == nil {
+		t.Fatal("Finish with an ended context succeeded")
+	}
+	wantClaim(t, s, key, bodyA, store.InFlight)
+	c.Release()
+	st.Wait()
+	mustClaimValue(t, st, key, bodyA).Release()
+}
+
+// testClaimValueConflict: a commit that lost the race leaves the claim held
+// until it is released.
+func testClaimValueConflict(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.order(), ids.request()
+	stale := sampleOrder("X", 1, "nobody")
+	c := mustClaimValue(t, st, key, bodyA)
+	err := c.Commit(ctxFor(t), store.OrderChange{Key: okey, Prev: &stale, Next: sampleOrder("A", 2, key.RequestID)}, sampleReply("c"), longTTL)
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Commit over a stale prev: %v, want ErrConflict", err)
+	}
+	wantClaim(t, s, key, bodyA, store.InFlight)
+	c.Release()
+	st.Wait()
+	if rec := mustGetRequest(t, s, key); rec != nil {
+		t.Errorf("after Release the request has a record: %+v", rec)
+	}
+}
+
+// testClaimValueNotClaimed: a claim that found another's claim or a stored
+// reply holds nothing; releasing it must not free what it found.
+func testClaimValueNotClaimed(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	key := ids.request()
+	owner := mustClaimValue(t, st, key, bodyA)
+	for _, hash := range []store.BodyHash{bodyA, bodyB} {
+		c, err := st.Claim(ctxFor(t), key, hash, longLease)
+		if err != nil || c.Status != store.InFlight {
+			t.Fatalf("Claim of a claimed key = %v, %v; want InFlight", c, err)
+		}
+		if err := c.Finish(ctxFor(t), sampleReply("x"), longTTL); !errors.Is(err, store.ErrNotHeld) {
+			t.Errorf("Finish of an InFlight claim: %v, want ErrNotHeld", err)
+		}
+		c.Release()
+	}
+	st.Wait()
+	wantClaim(t, s, key, bodyA, store.InFlight)
+	want := sampleReply("owner")
+	if err := owner.Finish(ctxFor(t), want, longTTL); err != nil {
+		t.Fatalf("the owner's Finish: %v", err)
+	}
+	c, err := st.Claim(ctxFor(t), key, bodyA, longLease)
+	if err != nil || c.Status != store.Done {
+		t.Fatalf("Claim of a finished key = %v, %v; want Done", c, err)
+	}
+	if d := replyDiff(c.Reply, want); d != "" {
+		t.Error(d)
+	}
+	c.Release()
+	c, err = st.Claim(ctxFor(t), key, bodyB, longLease)
+	if err != nil || c.Status != store.Mismatch {
+		t.Fatalf("Claim with another body of a finished key = %v, %v; want Mismatch", c, err)
+	}
+}
+
+// testClaimValueEndedContext: a Claim that fails leaves nothing behind.
+func testClaimValueEndedContext(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	key := ids.request()
+	if c, err := st.Claim(endedContext(), key, bodyA, longLease); err == nil {
+		t.Fatalf("Claim with an ended context = %v, want an error", c.Status)
+	}
+	st.Wait()
+	mustClaim(t, s, key, bodyA, longLease)
+}
+
+func testLockValue(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	key := ids.order()
+	unlock, err := st.LockOrder(ctxFor(t), key, longLease)
+	if err != nil {
+		t.Fatalf("LockOrder: %v", err)
+	}
+	if !lockHeld(t, s, key, 100*time.Millisecond) {
+		t.Fatal("the lock is not held")
+	}
+	unlock()
+	unlock()
+	st.Wait()
+	next, err := st.LockOrder(ctxFor(t), key, longLease)
+	if err != nil {
+		t.Fatalf("LockOrder after unlock: %v", err)
+	}
+	unlock() // a late call of the first unlock must not free next's lock
+	st.Wait()
+	if !lockHeld(t, s, key, 100*time.Millisecond) {
+		t.Fatal("a second call of an unlock released another holder's lock")
+	}
+	next()
+	st.Wait()
+	if lockHeld(t, s, key, patience) {
+		t.Fatal("the lock stayed held after unlock")
+	}
+	// A LockOrder that fails holds nothing.
+	if _, err := st.LockOrder(endedContext(), key, longLease); !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("LockOrder with an ended context: %v, want ErrLockTimeout", err)
+	}
+	st.Wait()
+	if lockHeld(t, s, key, patience) {
+		t.Fatal("a failed LockOrder left the lock held")
+	}
+}
