@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -100,8 +102,10 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, next caddyhttp.H
 	start := time.Now()
 	go func() {
 		defer func() {
+			// reverse_proxy panics with http.ErrAbortHandler when the
+			// upstream's body breaks off after the status was written.
 			if p := recover(); p != nil {
-				done <- errors.New("next handler panicked")
+				done <- fmt.Errorf("next handler aborted its reply: %v", p)
 			}
 		}()
 		done <- next.ServeHTTP(rec, up)
@@ -196,10 +200,20 @@ func (h *Handler) mapReply(up upstreamReply, orderStatus string) mapped {
 		return unknown("timeout", "upstream: no answer within upstream_timeout; retry later")
 	case up.err != nil && up.status == 0:
 		return unknown("unreachable", "upstream: unreachable or failed; retry later")
+	case up.err != nil:
+		// A status line arrived but the reply did not end well (a body
+		// shorter than its Content-Length, a chunked body without its
+		// last chunk, a reset): what was captured may parse, but it is
+		// not the reply the upstream meant to send.
+		return unknown("aborted", "upstream: reply cut short or aborted; retry later")
 	case up.status == 0:
 		return unknown("no_reply", "upstream: no reply (is reverse_proxy configured after alipay_order_sync?)")
 	case up.tooLarge:
 		return unknown("too_large", "upstream: reply larger than the capture limit")
+	case !utf8.Valid(up.body):
+		// A broken upstream; passed on, its bytes would make a signed
+		// envelope that is not UTF-8 JSON (distributeResult is copied).
+		return unknown("not_utf8", "upstream: reply is not valid UTF-8")
 	}
 
 	parsed, isJSON := parseUpstreamBody(up.body)

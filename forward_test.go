@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestMapReply(t *testing.T) {
@@ -46,6 +47,10 @@ func TestMapReply(t *testing.T) {
 		{"never done", plain, upstreamReply{neverDone: true}, codeUnknown, "", ""},
 		{"unreachable", plain, upstreamReply{err: errors.New("dial tcp: connection refused")}, codeUnknown, "", ""},
 		{"nothing written", plain, upstreamReply{}, codeUnknown, "", ""},
+		{"aborted after a complete body", plain, upstreamReply{status: 200, body: []byte(`{"orderId":"O"}`), err: errors.New("next handler aborted its reply")}, codeUnknown, "", ""},
+		{"aborted 4xx", plain, upstreamReply{status: 400, err: errors.New("next handler aborted its reply")}, codeUnknown, "", ""},
+		{"invalid UTF-8 in distributeResult", plain, upstreamReply{status: 200, body: []byte("{\"orderId\":\"O\",\"distributeResult\":[\"\xff\"]}")}, codeUnknown, "", ""},
+		{"invalid UTF-8 in a code reply", plain, upstreamReply{status: 400, body: []byte("{\"resultCode\":\"PARAM_ILLEGAL\",\"resultMessage\":\"\x80\"}")}, codeUnknown, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,6 +79,7 @@ func FuzzMapReply(f *testing.F) {
 	f.Add(500, []byte(`{"resultCode":"SUCCESS","orderId":7}`))
 	f.Add(409, []byte(`{"result":{"resultCode":"X"}}`))
 	f.Add(200, []byte(`{"orderId":"O","distributeResult":{"a":1}}`))
+	f.Add(200, []byte("{\"orderId\":\"O\",\"distributeResult\":[\"\xff\"]}"))
 	h := &Handler{}
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
 		m := h.mapReply(upstreamReply{status: status, body: body}, "TICKETED")
@@ -81,8 +87,8 @@ func FuzzMapReply(f *testing.F) {
 			t.Fatal("SUCCESS without orderId")
 		}
 		env := m.outcome.body()
-		if !jsonValid(env) {
-			t.Fatalf("envelope is not JSON: %s", env)
+		if !jsonValid(env) || !utf8.Valid(env) {
+			t.Fatalf("envelope is not UTF-8 JSON: %q", env)
 		}
 		if len(m.outcome.message) > 0 && m.outcome.code.Status == "" {
 			t.Fatal("code without a status letter")
