@@ -258,3 +258,37 @@ func TestIdempotencyKeyCannotCollide(t *testing.T) {
 		seen[got] = fmt.Sprintf("client %q", tc.client)
 	}
 }
+
+// TestControlCharactersInIDsAreRefused (issue 9 item 3): an id that reaches
+// a header or a store key must not carry a control character (U+0000 to
+// U+001F, U+007F). Such a requestId used to get U forever: the
+// Idempotency-Key built from it cannot be sent.
+func TestControlCharactersInIDsAreRefused(t *testing.T) {
+	up := newUpstream(t, jsonReply(200, alipaySuccess))
+	in := gateway{upstream: up.addr()}.start(t)
+	fields := []string{"requestId", "merchantBizNo", "merchantId", "userId", "openId", "tradeNo"}
+	chars := []string{"\n", "\r", "\t", "\u0000", "\u0001", "\u001f", "\u007f"}
+	tried := 0
+	for _, field := range fields {
+		for _, c := range chars {
+			o := newOrder()
+			o = o.with(field, "A"+c+"B")
+			a := send(t, in.url(), signed(t, o.bytes()))
+			tried++
+			if a.env.Result.ResultCode != "PARAM_ILLEGAL" || a.env.Result.ResultStatus != "F" {
+				t.Errorf("%s with %q: got %s/%s (%s), want PARAM_ILLEGAL/F", field, c, a.env.Result.ResultCode, a.env.Result.ResultStatus, a.env.Result.ResultMessage)
+				continue
+			}
+			if want := field + ": must not contain control characters"; a.env.Result.ResultMessage != want {
+				t.Errorf("%s with %q: resultMessage %q, want %q", field, c, a.env.Result.ResultMessage, want)
+			}
+		}
+	}
+	if n := up.count(); n != 0 {
+		t.Errorf("the upstream was called %d times", n)
+	}
+	// Printable ids, non-ASCII included, are fine.
+	o := newOrder().with("tradeNo", "交易-№ 1").with("openId", "Ωmega")
+	send(t, in.url(), signed(t, o.bytes())).expect(t, "SUCCESS", "S")
+	t.Logf("figures: inputs tried %d, wrongly accepted %d", tried, up.count()-1)
+}
