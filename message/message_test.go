@@ -383,35 +383,6 @@ func TestValidatedBodiesNormalize(t *testing.T) {
 	}
 }
 
-func BenchmarkDecodeValidateNormalize(b *testing.B) {
-	v, err := schema.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	raw := readFile(b, seedFile)
-	b.SetBytes(int64(len(raw)))
-	b.ReportAllocs()
-	for b.Loop() {
-		doc, err := schema.Decode(raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := v.ValidateBase(doc); err != nil {
-			b.Fatal(err)
-		}
-		if err := v.ValidateScenario(schema.GiftCard, doc); err != nil {
-			b.Fatal(err)
-		}
-		r, err := message.Parse(raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if out := r.Normalize("4Q5Y8W0WSG45P907917", schema.GiftCard, ""); len(out) == 0 {
-			b.Fatal("empty body")
-		}
-	}
-}
-
 func BenchmarkParse(b *testing.B) {
 	raw := readFile(b, seedFile)
 	b.ReportAllocs()
