@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-alipay/ordersync/message"
-	"github.com/caddy-alipay/ordersync/schema"
+	"github.com/caddy-alipay/ordersync/scenario"
 	"github.com/caddy-alipay/ordersync/signature"
 	"github.com/caddy-alipay/ordersync/statemachine"
 	"github.com/caddy-alipay/ordersync/store"
@@ -37,7 +37,7 @@ type exchange struct {
 	clientLabel     string // bounded by configuration: a configured client id or "other"
 	raw             []byte
 	req             *message.Request
-	scenario        *scenario
+	scenario        *scenario.Scenario
 	previous        string
 	replay          bool
 	reason          string // short machine label of why the answer is what it is
@@ -101,15 +101,15 @@ func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Han
 		// AlipayHK publishes no cipher details and no SDK implements it.
 		return nil, h.fail(x, codeParamIllegal, "encrypted", "Encrypt: encrypted request bodies are not supported")
 	}
-	doc, err := schema.Decode(raw)
+	doc, err := message.Decode(raw)
 	if err != nil {
 		return nil, h.fail(x, codeParamIllegal, "json", err.Error())
 	}
-	if err := h.validator.ValidateBase(doc); err != nil {
+	if err := h.baseSchema.Validate(doc.Tree()); err != nil {
 		x.requestID, x.merchantBizNo = loggableIDs(doc)
 		return nil, h.fail(x, codeParamIllegal, "schema", err.Error())
 	}
-	req, err := message.Parse(raw)
+	req, err := doc.Request()
 	if err != nil {
 		return nil, h.fail(x, codeParamIllegal, "json", err.Error())
 	}
@@ -119,18 +119,16 @@ func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Han
 			return nil, h.fail(x, codeUnsupported, "merchant", "merchantId: not allowed for this client")
 		}
 	}
-	sc := h.matchScenario(req)
+	sc := h.scenarios.Match(req)
 	if sc == nil {
 		return nil, h.fail(x, codeUnsupported, "no_scenario", "merchantBizType: no enabled scenario matches this request")
 	}
 	x.scenario = sc
-	if sc.hasSchema {
-		if err := h.validator.ValidateScenario(sc.name, doc); err != nil {
-			return nil, h.fail(x, codeParamIllegal, "schema", err.Error())
-		}
+	if err := sc.Validate(doc.Tree()); err != nil {
+		return nil, h.fail(x, codeParamIllegal, "schema", err.Error())
 	}
-	if !sc.machine.Has(req.OrderStatus) {
-		return nil, h.fail(x, codeParamIllegal, "schema", "orderStatus: not a status of scenario "+sc.name)
+	if !sc.Machine().Has(req.OrderStatus) {
+		return nil, h.fail(x, codeParamIllegal, "schema", "orderStatus: not a status of scenario "+sc.Name())
 	}
 	return h.sync(x, next)
 }
@@ -182,26 +180,26 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	var current *statemachine.State
 	if prev != nil {
 		x.previous = prev.Status
-		if prev.Scenario != x.scenario.name {
-			h.metrics.rejections.WithLabelValues(x.scenario.name, "scenario_changed").Inc()
+		if prev.Scenario != x.scenario.Name() {
+			h.metrics.rejections.WithLabelValues(x.scenario.Name(), "scenario_changed").Inc()
 			return nil, h.final(x, codeOrderStatus, "scenario_changed", "merchantBizNo: order belongs to scenario "+prev.Scenario)
 		}
 		current = &statemachine.State{Status: prev.Status, ModifyTime: prev.ModifyTime}
 	}
-	decision := x.scenario.machine.Decide(current, req.OrderStatus, req.ModifyTimeMillis())
+	decision := x.scenario.Machine().Decide(current, req.OrderStatus, req.ModifyTimeMillis())
 	switch decision.Verdict {
 	case statemachine.Reject:
-		h.metrics.rejections.WithLabelValues(x.scenario.name, "transition").Inc()
+		h.metrics.rejections.WithLabelValues(x.scenario.Name(), "transition").Inc()
 		return nil, h.final(x, codeOrderStatus, "transition", decision.Reason)
 	case statemachine.AlreadyCurrent:
 		x.reason = "already_current"
 		return nil, h.final(x, codeSuccess, "already_current", "", withOrder(prev))
 	}
 
-	body := req.Normalize(x.clientID, x.scenario.name, x.previous)
-	up := h.forward(ctx, x.r, next, body, x.clientID, req.RequestID, x.scenario.name)
+	body := req.Normalize(x.clientID, x.scenario.Name(), x.previous)
+	up := h.forward(ctx, x.r, next, body, x.clientID, req.RequestID, x.scenario.Name())
 	x.calledUp, x.upstream = true, up.duration
-	h.metrics.upstream.WithLabelValues(x.scenario.name).Observe(up.duration.Seconds())
+	h.metrics.upstream.WithLabelValues(x.scenario.Name()).Observe(up.duration.Seconds())
 	m := h.mapReply(up, req.OrderStatus)
 	x.reason = m.reason
 	if up.err != nil {
@@ -218,7 +216,7 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	// SUCCESS: the new state and the replay record are one durable write,
 	// and only then is S sent.
 	next2 := store.Order{
-		Scenario:         x.scenario.name,
+		Scenario:         x.scenario.Name(),
 		Status:           req.OrderStatus,
 		ModifyTime:       req.ModifyTimeMillis(),
 		OrderID:          m.outcome.orderID,
@@ -449,27 +447,6 @@ func safeToken(s string) string {
 	return s
 }
 
-// matchScenario picks the first enabled scenario whose merchantBizType and
-// extInfo conditions all hold.
-func (h *Handler) matchScenario(req *message.Request) *scenario {
-	for _, sc := range h.scenarios {
-		if sc.merchantBizType != req.MerchantBizType {
-			continue
-		}
-		ok := true
-		for k, want := range sc.matchExt {
-			if got, present := req.ExtString(k); !present || got != want {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return sc
-		}
-	}
-	return nil
-}
-
 // signatureReason is the bounded metrics label of an authentication error.
 func signatureReason(err error) string {
 	if r := signature.ReasonOf(err); r != "" {
@@ -490,13 +467,9 @@ func signedPath(r *http.Request) string {
 // loggableIDs picks requestId and merchantBizNo out of a body that failed
 // validation, so its log line can still be found by the caller's ids.
 // Values that are not short strings are left out.
-func loggableIDs(doc any) (requestID, merchantBizNo string) {
-	m, ok := doc.(map[string]any)
-	if !ok {
-		return "", ""
-	}
+func loggableIDs(doc *message.Document) (requestID, merchantBizNo string) {
 	pick := func(key string) string {
-		if v, ok := m[key].(string); ok && len(v) <= 64 {
+		if v, ok := doc.String(key); ok && len(v) <= 64 {
 			return v
 		}
 		return ""

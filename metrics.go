@@ -94,7 +94,7 @@ func (m *metrics) observeStore(op string, began time.Time, err error) {
 func (h *Handler) observe(x *exchange, code resultCode) {
 	scenarioName := "none"
 	if x.scenario != nil {
-		scenarioName = x.scenario.name
+		scenarioName = x.scenario.Name()
 	}
 	h.metrics.requests.WithLabelValues(code.Code, code.Status, scenarioName, x.clientLabel).Inc()
 

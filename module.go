@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -22,9 +21,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-alipay/ordersync/scenario"
 	"github.com/caddy-alipay/ordersync/schema"
 	"github.com/caddy-alipay/ordersync/signature"
-	"github.com/caddy-alipay/ordersync/statemachine"
 	"github.com/caddy-alipay/ordersync/store"
 )
 
@@ -40,8 +39,6 @@ const (
 	DefaultUpstreamTimeout   = 10 * time.Second
 	DefaultClaimLease        = 30 * time.Second
 	defaultStoreBackend      = "bbolt"
-	giftCardScenario         = "gift_card"
-	giftCardBizType          = "ALIPAY_COUPON"
 )
 
 // Handler enforces the AlipayHK order-sync contract in front of an issuing
@@ -92,8 +89,8 @@ type Handler struct {
 
 	clients    map[string]*client
 	signer     *signer
-	scenarios  []*scenario
-	validator  *schema.Validator
+	scenarios  *scenario.Catalog
+	baseSchema *schema.Schema
 	store      *store.Store
 	statusMap  map[string]resultCode
 	timeWindow time.Duration
@@ -125,24 +122,9 @@ type SignConfig struct {
 	KeyVersion string `json:"key_version,omitempty"`
 }
 
-// ScenarioConfig enables a built-in scenario or defines a custom one.
-type ScenarioConfig struct {
-	// Name is a built-in scenario name or the name of a custom one.
-	Name string `json:"name"`
-	// MerchantBizType selects requests with this merchantBizType.
-	MerchantBizType string `json:"merchant_biz_type,omitempty"`
-	// MatchExt additionally requires these extInfo values.
-	MatchExt map[string]string `json:"match_ext,omitempty"`
-	// SchemaFile is an extra JSON Schema the request must satisfy.
-	SchemaFile string `json:"schema_file,omitempty"`
-	// Statuses, End, Repeatable, OnlyFrom and NextMustBe describe the
-	// state machine; for a built-in they replace its values when set.
-	Statuses   []string            `json:"statuses,omitempty"`
-	End        []string            `json:"end,omitempty"`
-	Repeatable []string            `json:"repeatable,omitempty"`
-	OnlyFrom   map[string][]string `json:"only_from,omitempty"`
-	NextMustBe map[string]string   `json:"next_must_be,omitempty"`
-}
+// ScenarioConfig enables a built-in scenario or defines a custom one; see
+// scenario.Config for its fields.
+type ScenarioConfig = scenario.Config
 
 type client struct {
 	id        string
@@ -153,14 +135,6 @@ type client struct {
 type signer struct {
 	key        *rsa.PrivateKey
 	keyVersion string
-}
-
-type scenario struct {
-	name            string
-	merchantBizType string
-	matchExt        map[string]string
-	machine         *statemachine.Machine
-	hasSchema       bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -205,11 +179,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionSigner(repl); err != nil {
 		return err
 	}
-	validator, err := schema.New()
+	base, err := schema.Base()
 	if err != nil {
 		return fmt.Errorf("alipay_order_sync: compiling the built-in schemas: %v", err)
 	}
-	h.validator = validator
+	h.baseSchema = base
 	if err := h.provisionScenarios(); err != nil {
 		return err
 	}
@@ -347,77 +321,11 @@ func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
 }
 
 func (h *Handler) provisionScenarios() error {
-	configs := h.Scenarios
-	hasGiftCard := false
-	for _, sc := range configs {
-		if sc.Name == giftCardScenario {
-			hasGiftCard = true
-		}
+	catalog, err := scenario.New(h.Scenarios)
+	if err != nil {
+		return fmt.Errorf("alipay_order_sync: %v", err)
 	}
-	if !hasGiftCard {
-		configs = append(configs[:len(configs):len(configs)], ScenarioConfig{Name: giftCardScenario})
-	}
-	seen := map[string]bool{}
-	h.scenarios = nil
-	for _, sc := range configs {
-		if sc.Name == "" {
-			return errors.New("alipay_order_sync: scenario: name is empty")
-		}
-		if seen[sc.Name] {
-			return fmt.Errorf("alipay_order_sync: scenario %s: configured twice", sc.Name)
-		}
-		seen[sc.Name] = true
-		def, builtin := statemachine.Builtin(sc.Name)
-		if !builtin {
-			def = statemachine.Scenario{Name: sc.Name}
-			if len(sc.Statuses) == 0 {
-				return fmt.Errorf("alipay_order_sync: scenario %s: not a built-in scenario (%s), so it needs statuses", sc.Name, strings.Join(statemachine.BuiltinNames(), ", "))
-			}
-		}
-		if len(sc.Statuses) > 0 {
-			def.Statuses = sc.Statuses
-		}
-		if sc.End != nil {
-			def.End = sc.End
-		}
-		if sc.Repeatable != nil {
-			def.Repeatable = sc.Repeatable
-		}
-		if sc.OnlyFrom != nil {
-			def.OnlyFrom = sc.OnlyFrom
-		}
-		if sc.NextMustBe != nil {
-			def.NextMustBe = sc.NextMustBe
-		}
-		machine, err := statemachine.New(def)
-		if err != nil {
-			return fmt.Errorf("alipay_order_sync: %v", err)
-		}
-		s := &scenario{name: sc.Name, merchantBizType: sc.MerchantBizType, matchExt: sc.MatchExt, machine: machine}
-		if sc.Name == giftCardScenario && s.merchantBizType == "" && len(s.matchExt) == 0 {
-			s.merchantBizType = giftCardBizType
-			s.matchExt = map[string]string{"benefit_issue_mode": "SALE"}
-		}
-		if s.merchantBizType == "" {
-			return fmt.Errorf("alipay_order_sync: scenario %s: merchant_biz_type is required (AlipayHK does not publish it for this scenario)", sc.Name)
-		}
-		if sc.SchemaFile != "" {
-			data, err := os.ReadFile(sc.SchemaFile)
-			if err != nil {
-				return fmt.Errorf("alipay_order_sync: scenario %s: schema_file: %v", sc.Name, err)
-			}
-			if err := h.validator.AddScenario(sc.Name, data, sc.SchemaFile); err != nil {
-				return fmt.Errorf("alipay_order_sync: scenario %s: schema_file: %v", sc.Name, err)
-			}
-		}
-		s.hasSchema = h.validator.HasScenario(sc.Name)
-		h.scenarios = append(h.scenarios, s)
-	}
-	// A scenario with more match_ext conditions is more specific and wins
-	// over one that only names the merchantBizType.
-	sort.SliceStable(h.scenarios, func(i, j int) bool {
-		return len(h.scenarios[i].matchExt) > len(h.scenarios[j].matchExt)
-	})
+	h.scenarios = catalog
 	return nil
 }
 

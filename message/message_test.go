@@ -3,13 +3,13 @@ package message_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/caddy-alipay/ordersync/message"
-	"github.com/caddy-alipay/ordersync/schema"
 )
 
 // The seed and the SDK vector body live with the schema package's tests.
@@ -27,13 +27,28 @@ func readFile(t testing.TB, name string) []byte {
 	return b
 }
 
+// mustParse decodes raw and reads its typed request, as the handler does
+// after validation.
 func mustParse(t testing.TB, raw []byte) *message.Request {
 	t.Helper()
-	r, err := message.Parse(raw)
+	doc, err := message.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := doc.Request()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// parse is mustParse returning the error of either step.
+func parse(raw []byte) (*message.Request, error) {
+	doc, err := message.Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	return doc.Request()
 }
 
 func TestParseSeed(t *testing.T) {
@@ -53,7 +68,7 @@ func TestParseSeed(t *testing.T) {
 	if r.Amount != nil || r.PayAmount != nil {
 		t.Error("amounts should be absent")
 	}
-	if got := string(r.ExtInfo); got != `{"benefit_issue_mode":"SALE","product_id":"22025021800135606000000001663483"}` {
+	if got := r.ExtInfo; got != `{"benefit_issue_mode":"SALE","product_id":"22025021800135606000000001663483"}` {
 		t.Errorf("ExtInfo = %s", got)
 	}
 }
@@ -177,7 +192,7 @@ func TestNormalizeTimes(t *testing.T) {
 
 func TestNormalizeEscaping(t *testing.T) {
 	hostile := "a\"b\\c\nd\te\x00f\x1f<g>&h\u2028i\u2029j\x7fk禮"
-	r := &message.Request{RequestID: hostile, ExtInfo: json.RawMessage(`{}`)}
+	r := &message.Request{RequestID: hostile, ExtInfo: `{}`}
 	got := r.Normalize(hostile, "s", hostile)
 	if !json.Valid(got) {
 		t.Fatalf("invalid JSON: %s", got)
@@ -191,29 +206,35 @@ func TestNormalizeEscaping(t *testing.T) {
 			t.Errorf("%s round-trips to %q", k, back[k])
 		}
 	}
-	if !bytes.Contains(got, []byte(`\u2028`)) || !bytes.Contains(got, []byte(`<g>&h`)) {
-		t.Errorf("escaping differs from encoding/json without HTML escaping: %s", got)
+	// jsontext's minimal escaping (RFC 8785): control characters, quote
+	// and backslash escaped; HTML characters, U+2028/U+2029 and DEL as is.
+	// The upstream is a JSON API, not a <script>: U+2028 needs no escape.
+	want := `"a\"b\\c\nd\te\u0000f\u001f<g>&h` + "\u2028i\u2029j\x7fk禮" + `"`
+	if !bytes.Contains(got, []byte(`{"requestId":`+want+`,"clientId":`+want)) {
+		t.Errorf("escaping is not jsontext's minimal form: %s", got)
 	}
 }
 
-// appendString must agree byte for byte with encoding/json (HTML escaping
-// off), invalid UTF-8 included.
+// Whatever a string holds, the normalized body is valid JSON that gives
+// the string back; invalid UTF-8 (only a Client-Id header under
+// insecure_skip_verify can carry it) comes back as U+FFFD.
 func FuzzNormalizeString(f *testing.F) {
 	for _, s := range []string{"", "plain", "a\"b\\c", "\x00\x01\b\f\n\r\t\x1f", "\u2028\u2029", "<>&", "\xff\xfe", "禮\xe7\xa6"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		r := &message.Request{RequestID: s, ExtInfo: json.RawMessage(`{}`)}
-		got := r.Normalize("", "", "")
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(s); err != nil {
-			t.Fatal(err)
+		r := &message.Request{RequestID: s, ExtInfo: `{}`}
+		got := r.Normalize(s, "", "")
+		var back struct {
+			RequestID string `json:"requestId"`
+			ClientID  string `json:"clientId"`
 		}
-		want := `{"requestId":` + strings.TrimSuffix(buf.String(), "\n") + `,"clientId":""`
-		if !bytes.HasPrefix(got, []byte(want)) {
-			t.Fatalf("got %q\nwant prefix %q", got, want)
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("invalid JSON %q: %v", got, err)
+		}
+		want := string([]rune(s)) // each invalid byte becomes U+FFFD
+		if back.RequestID != want || back.ClientID != want {
+			t.Fatalf("%q came back as %q, %q", s, back.RequestID, back.ClientID)
 		}
 	})
 }
@@ -283,12 +304,13 @@ func TestParseErrors(t *testing.T) {
 		{"extInfo array", `{` + base + `,"extInfo":[1234567]}`, "extInfo"},
 	}
 	for _, tt := range tests {
-		_, err := message.Parse([]byte(tt.body))
+		_, err := parse([]byte(tt.body))
 		if err == nil {
 			t.Errorf("%s: accepted", tt.name)
 			continue
 		}
-		if !strings.HasPrefix(err.Error(), "message: "+tt.field) {
+		var fe *message.FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field || !strings.HasPrefix(err.Error(), tt.field+": ") {
 			t.Errorf("%s: error %q does not name %s", tt.name, err, tt.field)
 		}
 		if strings.Contains(err.Error(), "1234567") {
@@ -312,7 +334,7 @@ func TestParseDoesNotAliasInput(t *testing.T) {
 	for i := range raw {
 		raw[i] = ' '
 	}
-	if string(r.ExtInfo) != `{}` || r.RequestID != "r1" {
+	if r.ExtInfo != `{}` || r.RequestID != "r1" {
 		t.Errorf("request changed with the input buffer: %+v", r)
 	}
 }
@@ -359,35 +381,37 @@ func TestExtStringConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// Everything that passes the schemas must parse and normalize to valid JSON.
-func TestValidatedBodiesNormalize(t *testing.T) {
-	v, err := schema.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{seedFile, prettyFile} {
-		raw := readFile(t, name)
-		doc, err := schema.Decode(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := v.ValidateBase(doc); err != nil {
-			t.Fatal(err)
-		}
-		if err := v.ValidateScenario(schema.GiftCard, doc); err != nil {
-			t.Fatal(err)
-		}
-		if out := mustParse(t, raw).Normalize("c", schema.GiftCard, ""); !json.Valid(out) {
-			t.Errorf("%s: invalid JSON %s", name, out)
-		}
+func BenchmarkDecode(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		raw  []byte
+	}{
+		{"seed", readFile(b, seedFile)},
+		{"large", largeBody()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.raw)))
+			b.ReportAllocs()
+			start := cpuTime()
+			for b.Loop() {
+				if _, err := message.Decode(bc.raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, start)
+		})
 	}
 }
 
-func BenchmarkParse(b *testing.B) {
-	raw := readFile(b, seedFile)
+// BenchmarkRequest reads the typed request out of a decoded document.
+func BenchmarkRequest(b *testing.B) {
+	doc, err := message.Decode(readFile(b, seedFile))
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := message.Parse(raw); err != nil {
+		if _, err := doc.Request(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -397,8 +421,65 @@ func BenchmarkNormalize(b *testing.B) {
 	r := mustParse(b, readFile(b, prettyFile))
 	b.ReportAllocs()
 	for b.Loop() {
-		if out := r.Normalize("4Q5Y8W0WSG45P907917", schema.GiftCard, "TICKETED"); len(out) == 0 {
+		if out := r.Normalize("4Q5Y8W0WSG45P907917", "gift_card", "TICKETED"); len(out) == 0 {
 			b.Fatal("empty body")
 		}
+	}
+}
+
+// Canonical is the same bytes for the same JSON value, whatever the key
+// order, whitespace or string escapes of the body, and keeps every digit of
+// an integer.
+func TestCanonical(t *testing.T) {
+	a := `{"requestId":"r","extInfo":{"b":[1,2.50,{"y":null,"x":true}],"a":"\u00e9\/"},"n":12345678901234567890}`
+	b := "{ \"n\" : 12345678901234567890,\n \"extInfo\":{\"a\":\"é/\",\"b\":[1,25e-1,{\"x\":true,\"y\":null}]},\"requestId\":\"\\u0072\"}"
+	var got [2][]byte
+	for i, body := range []string{a, b} {
+		doc, err := message.Decode([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i], err = doc.Canonical(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `{"extInfo":{"a":"é/","b":[1,2.5,{"x":true,"y":null}]},"n":12345678901234567890,"requestId":"r"}`
+	if string(got[0]) != want || string(got[1]) != want {
+		t.Errorf("Canonical:\n got %s\n     %s\nwant %s", got[0], got[1], want)
+	}
+}
+
+// A field the gateway supplies before validation (an egress requestId) is
+// part of the tree, the typed request and the canonical bytes.
+func TestSetString(t *testing.T) {
+	doc, err := message.Decode([]byte(`{"merchantBizNo":"m","orderStatus":"S","userId":"u","extInfo":{"k":"v"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := doc.String("requestId"); ok {
+		t.Fatal("requestId present")
+	}
+	if s, ok := doc.String("merchantBizNo"); !ok || s != "m" {
+		t.Fatalf("merchantBizNo = %q, %v", s, ok)
+	}
+	doc.SetString("requestId", "0123456789abcdef0123456789abcdef")
+	if got := doc.Tree().(map[string]any)["requestId"]; got != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("tree requestId = %v", got)
+	}
+	r, err := doc.Request()
+	if err != nil || r.RequestID != "0123456789abcdef0123456789abcdef" || r.ExtInfo != `{"k":"v"}` {
+		t.Fatalf("Request = %+v, %v", r, err)
+	}
+	c, err := doc.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"extInfo":{"k":"v"},"merchantBizNo":"m","orderStatus":"S","requestId":"0123456789abcdef0123456789abcdef","userId":"u"}`; string(c) != want {
+		t.Errorf("Canonical = %s", c)
+	}
+	// Replacing extInfo itself leaves no stale raw bytes behind.
+	doc.SetString("extInfo", "x")
+	if _, err := doc.Request(); err == nil || err.Error() != "extInfo: must be an object" {
+		t.Errorf("Request after replacing extInfo: %v", err)
 	}
 }

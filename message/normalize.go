@@ -1,17 +1,9 @@
 package message
 
-import (
-	"time"
-	"unicode/utf8"
-)
-
-// timeLayout is the form the upstream is promised: always three fractional
-// digits, always "Z" (time.RFC3339Nano would drop trailing zeros).
-const timeLayout = "2006-01-02T15:04:05.000Z"
+import "github.com/go-json-experiment/json/jsontext"
 
 // Normalize returns the body forwarded to the upstream (README, "The
-// upstream contract"), keys
-// in this order: requestId, clientId, scenario, merchantId, merchantBizNo,
+// upstream contract"), keys in this order: requestId, clientId, scenario, merchantId, merchantBizNo,
 // merchantBizType, orderStatus, previousStatus, userId, openId, tradeNo,
 // orderCreateTime, orderModifyTime, amount, payAmount, extInfo.
 //
@@ -19,8 +11,10 @@ const timeLayout = "2006-01-02T15:04:05.000Z"
 // on an order's first sync); absent times and amounts are omitted. Times
 // are YYYY-MM-DDTHH:MM:SS.mmmZ in UTC. Amounts become
 // {"cents":<integer>,"currency":"<code>"}, the digits copied with leading
-// zeros removed rather than parsed, since 64 digits overflow any machine
-// integer. extInfo is copied byte for byte as received.
+// zeros removed. extInfo is copied byte for byte as received (the README
+// promises it), which is why the members are appended here rather than written
+// through a jsontext.Encoder: its WriteValue reformats whitespace. Strings
+// are quoted by jsontext.
 //
 // The output is built by appending into one buffer sized up front: this
 // runs on every forwarded request.
@@ -68,7 +62,7 @@ func (r *Request) Normalize(clientID, scenario, previousStatus string) []byte {
 		b = appendAmount(b, r.PayAmount)
 	}
 	b = append(b, `,"extInfo":`...)
-	if len(r.ExtInfo) == 0 {
+	if r.ExtInfo == "" {
 		b = append(b, "{}"...) // only a hand-built Request lacks it; keep the body valid
 	} else {
 		b = append(b, r.ExtInfo...)
@@ -76,23 +70,19 @@ func (r *Request) Normalize(clientID, scenario, previousStatus string) []byte {
 	return append(b, '}')
 }
 
-func appendTime(b []byte, ms int64) []byte {
-	b = append(b, '"')
-	b = time.UnixMilli(ms).UTC().AppendFormat(b, timeLayout)
-	return append(b, '"')
-}
-
 func appendAmount(b []byte, a *Amount) []byte {
 	b = append(b, `{"cents":`...)
 	if isDigits(a.Value) {
+		// The digits are copied rather than parsed: 64 digits overflow any
+		// machine integer, and a JSON number may have as many as it likes.
 		v := a.Value
 		for len(v) > 1 && v[0] == '0' {
 			v = v[1:]
 		}
 		b = append(b, v...)
 	} else {
-		// Not from Parse: a string keeps the body valid JSON and makes the
-		// upstream fail loudly instead of reading a wrong number.
+		// Not from Request: a string keeps the body valid JSON and makes
+		// the upstream fail loudly instead of reading a wrong number.
 		b = appendString(b, a.Value)
 	}
 	b = append(b, `,"currency":`...)
@@ -100,60 +90,14 @@ func appendAmount(b []byte, a *Amount) []byte {
 	return append(b, '}')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string with encoding/json's escaping minus
-// HTML escaping: quote, backslash and control characters escaped, U+2028
-// and U+2029 escaped (they end lines in JavaScript), invalid UTF-8 replaced
-// by U+FFFD.
+// appendString writes s as a JSON string with jsontext's escaping, the
+// minimal form of RFC 8785: quote, backslash and control characters
+// escaped, everything else (U+2028 and U+2029 included: this is not
+// embedded in JavaScript) as is. Invalid UTF-8, which a decoded body
+// cannot contain but a Client-Id header under insecure_skip_verify can,
+// becomes U+FFFD; the error saying so is dropped because the output is
+// valid JSON either way.
 func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	b, _ = jsontext.AppendQuote(b, s)
+	return b
 }

@@ -14,55 +14,9 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+
+	"github.com/caddy-alipay/ordersync/message"
 )
-
-// MaxMessageLen is the longest FieldError.Error() can be: resultMessage is
-// capped at 256 characters (docs/SPEC.md §5).
-const MaxMessageLen = 256
-
-// maxRuleLen keeps room for a useful field path even when a custom schema's
-// errorMessage is long.
-const maxRuleLen = 160
-
-// FieldError is a request that broke one rule. Field is the path as the spec
-// writes it (requestId, amount.currency, extInfo.product_id, or "body" for
-// the document as a whole); Rule says what is wrong. Neither ever contains
-// the offending value, so Error() is safe for resultMessage and logs.
-type FieldError struct {
-	Field string
-	Rule  string
-}
-
-// Error returns "Field: Rule", at most MaxMessageLen bytes.
-func (e *FieldError) Error() string {
-	return truncate(e.Field+": "+e.Rule, MaxMessageLen)
-}
-
-// newFieldError bounds both parts so the joined message fits, shortening the
-// path first: the rule is the part a caller can act on.
-func newFieldError(field, rule string) *FieldError {
-	rule = truncate(rule, maxRuleLen)
-	if room := MaxMessageLen - len(": ") - len(rule); len(field) > room {
-		field = truncate(field, room)
-	}
-	return &FieldError{Field: field, Rule: rule}
-}
-
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "..."
-	if n <= len(mark) {
-		return mark[:max(n, 0)]
-	}
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
-}
 
 // candidate is one translated violation, with what is needed to pick the
 // most relevant one deterministically.
@@ -83,17 +37,17 @@ const (
 )
 
 // translate turns a jsonschema validation error into the single most
-// relevant *FieldError: the shallowest field first, then by path, so the
+// relevant *message.FieldError: the shallowest field first, then by path, so the
 // answer does not depend on the validator's map iteration order.
-func (c *compiled) translate(err error) error {
+func (c *Schema) translate(err error) error {
 	verr, ok := err.(*jsonschema.ValidationError)
 	if !ok {
-		return newFieldError("body", "failed validation")
+		return message.NewFieldError("body", "failed validation")
 	}
 	var cands []candidate
 	c.collect(verr, &cands)
 	if len(cands) == 0 {
-		return newFieldError("body", "failed validation")
+		return message.NewFieldError("body", "failed validation")
 	}
 	best := slices.MinFunc(cands, func(a, b candidate) int {
 		return cmp.Or(
@@ -103,13 +57,13 @@ func (c *compiled) translate(err error) error {
 			cmp.Compare(a.rule, b.rule),
 		)
 	})
-	return newFieldError(best.field, best.rule)
+	return message.NewFieldError(best.field, best.rule)
 }
 
 // collect walks the error tree. Wrappers (the root, groups, allOf, $ref) are
 // transparent; anyOf/oneOf are reported as one violation because their
 // branches are alternatives, and blaming one branch would mislead.
-func (c *compiled) collect(e *jsonschema.ValidationError, out *[]candidate) {
+func (c *Schema) collect(e *jsonschema.ValidationError, out *[]candidate) {
 	switch k := e.ErrorKind.(type) {
 	case *kind.Schema, *kind.Group, *kind.AllOf, *kind.Reference:
 		for _, cause := range e.Causes {
@@ -164,7 +118,7 @@ func (c *compiled) collect(e *jsonschema.ValidationError, out *[]candidate) {
 
 // leaf builds a candidate at the error's instance location (plus extra path
 // segments), using the schema's errorMessage for keyword kw when it has one.
-func (c *compiled) leaf(e *jsonschema.ValidationError, extra []string, kw string, rank int, rule string) candidate {
+func (c *Schema) leaf(e *jsonschema.ValidationError, extra []string, kw string, rank int, rule string) candidate {
 	if msg, ok := c.customMessage(e.SchemaURL, kw); ok {
 		rule = msg
 	}
@@ -179,7 +133,7 @@ func (c *compiled) leaf(e *jsonschema.ValidationError, extra []string, kw string
 // these properties must be present", is recognised from the branches'
 // errors: each branch names exactly one property directly under the object
 // being checked.
-func (c *compiled) alternatives(e *jsonschema.ValidationError, kw, fallback string) candidate {
+func (c *Schema) alternatives(e *jsonschema.ValidationError, kw, fallback string) candidate {
 	base := e.InstanceLocation
 	var names []string
 	for _, branch := range e.Causes {
@@ -354,7 +308,7 @@ func ratString(r *big.Rat) string {
 		return "?"
 	}
 	if r.IsInt() {
-		return truncate(r.RatString(), 40)
+		return message.Truncate(r.RatString(), 40)
 	}
 	f, _ := r.Float64()
 	return strconv.FormatFloat(f, 'g', -1, 64)
@@ -383,7 +337,7 @@ func fieldPath(loc []string) string {
 			b.WriteByte('.')
 		}
 		b.WriteString(sanitize(seg, 64))
-		if b.Len() > MaxMessageLen {
+		if b.Len() > message.MaxResultMessageLen {
 			break
 		}
 	}
@@ -408,7 +362,7 @@ func sanitize(s string, n int) string {
 			return r
 		}, s)
 	}
-	return truncate(s, n)
+	return message.Truncate(s, n)
 }
 
 // customMessage looks up the optional "errorMessage" annotation at the
@@ -416,7 +370,7 @@ func sanitize(s string, n int) string {
 // that subschema or an object keyed by keyword. jsonschema ignores unknown
 // keywords, so the annotation is read from the schema document kept at
 // compile time.
-func (c *compiled) customMessage(schemaURL, kw string) (string, bool) {
+func (c *Schema) customMessage(schemaURL, kw string) (string, bool) {
 	base, frag, _ := strings.Cut(schemaURL, "#")
 	doc, ok := c.docs[base]
 	if !ok {
@@ -449,13 +403,13 @@ func (c *compiled) customMessage(schemaURL, kw string) (string, bool) {
 		return "", false
 	}
 	// Operator text, but it still ends up in logs and replies: keep it to
-	// one printable line.
+	// one printable line (message.NewFieldError bounds its length).
 	switch m := obj["errorMessage"].(type) {
 	case string:
-		return sanitize(m, maxRuleLen), m != ""
+		return sanitize(m, message.MaxResultMessageLen), m != ""
 	case map[string]any:
 		if s, ok := m[kw].(string); ok && s != "" {
-			return sanitize(s, maxRuleLen), true
+			return sanitize(s, message.MaxResultMessageLen), true
 		}
 	}
 	return "", false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -14,29 +15,35 @@ import (
 	"github.com/caddy-alipay/ordersync/schema"
 )
 
-var (
-	fuzzOnce      sync.Once
-	fuzzValidator *schema.Validator
-)
+// fuzzSchemas are the base schema and the gift card's, as the handler
+// applies them to a gift card request.
+var fuzzSchemas = sync.OnceValues(func() ([2]*schema.Schema, error) {
+	base, err := schema.Base()
+	if err != nil {
+		return [2]*schema.Schema{}, err
+	}
+	raw, err := os.ReadFile("../scenario/schemas/gift_card.json")
+	if err != nil {
+		return [2]*schema.Schema{}, err
+	}
+	gift, err := schema.Compile("gift_card", raw)
+	return [2]*schema.Schema{base, gift}, err
+})
 
 // FuzzDecodeValidate feeds arbitrary bodies through the handler's sequence.
-// Besides "no panic", it checks the decoder against encoding/json, that every
-// error is a bounded *FieldError, and that whatever validates also parses and
-// normalizes to valid JSON (the upstream never receives a broken body).
-// Seed corpus: testdata/fuzz/FuzzDecodeValidate.
+// Besides "no panic", it checks the decoder (message.Decode) against
+// encoding/json as an oracle, that every error is a bounded *FieldError,
+// and that whatever validates also yields a typed request and normalizes to
+// valid JSON (the upstream never receives a broken body) with extInfo as
+// received. Seed corpus: testdata/fuzz/FuzzDecodeValidate.
 func FuzzDecodeValidate(f *testing.F) {
 	f.Add([]byte(`{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u","extInfo":{"benefit_issue_mode":"SALE","product_id":"p"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fuzzOnce.Do(func() {
-			v, err := schema.New()
-			if err != nil {
-				panic(err)
-			}
-			fuzzValidator = v
-		})
-		v := fuzzValidator
-
-		doc, err := schema.Decode(data)
+		schemas, err := fuzzSchemas()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := message.Decode(data)
 		if err != nil {
 			checkDecodeError(t, data, err)
 			return
@@ -48,24 +55,31 @@ func FuzzDecodeValidate(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		doc := body.Tree()
 		if !reflect.DeepEqual(doc, want) {
 			t.Fatalf("Decode = %#v, encoding/json = %#v", doc, want)
 		}
 
-		errBase := v.ValidateBase(doc)
+		errBase := schemas[0].Validate(doc)
 		checkFieldError(t, doc, errBase)
-		errGift := v.ValidateScenario(schema.GiftCard, doc)
+		errGift := schemas[1].Validate(doc)
 		checkFieldError(t, doc, errGift)
 		if errBase != nil || errGift != nil {
 			return
 		}
 
 		// Valid: the rest of the pipeline must hold up.
-		r, err := message.Parse(data)
+		r, err := body.Request()
 		if err != nil {
-			t.Fatalf("validated body does not parse: %v", err)
+			t.Fatalf("validated body has no typed request: %v", err)
 		}
-		out := r.Normalize("client", schema.GiftCard, "")
+		if ext := mustStd(t, r.ExtInfo); !reflect.DeepEqual(ext, doc.(map[string]any)["extInfo"]) {
+			t.Fatalf("ExtInfo %q is not the body's extInfo", r.ExtInfo)
+		}
+		if !bytes.Contains(data, []byte(r.ExtInfo)) {
+			t.Fatalf("ExtInfo %q is not the bytes received", r.ExtInfo)
+		}
+		out := r.Normalize("client", "gift_card", "")
 		if !json.Valid(out) {
 			t.Fatalf("Normalize produced invalid JSON: %s", out)
 		}
@@ -84,6 +98,14 @@ func FuzzDecodeValidate(f *testing.F) {
 	})
 }
 
+func mustStd(t *testing.T, raw string) any {
+	v, err := stdDecode([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func stdDecode(raw []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -95,11 +117,11 @@ func stdDecode(raw []byte) (any, error) {
 }
 
 func checkDecodeError(t *testing.T, data []byte, err error) {
-	var fe *schema.FieldError
+	var fe *message.FieldError
 	if !errors.As(err, &fe) || fe.Field != "body" || fe.Rule == "" {
 		t.Fatalf("Decode error %T %v is not a FieldError on body", err, err)
 	}
-	if len(err.Error()) > schema.MaxMessageLen {
+	if len(err.Error()) > message.MaxResultMessageLen {
 		t.Fatalf("message is %d bytes", len(err.Error()))
 	}
 	switch rule := fe.Rule; {
@@ -181,11 +203,11 @@ func checkFieldError(t *testing.T, doc any, err error) {
 	if err == nil {
 		return
 	}
-	var fe *schema.FieldError
+	var fe *message.FieldError
 	if !errors.As(err, &fe) || fe.Field == "" || fe.Rule == "" {
 		t.Fatalf("validation error %T %v is not a complete FieldError", err, err)
 	}
-	if len(err.Error()) > schema.MaxMessageLen {
+	if len(err.Error()) > message.MaxResultMessageLen {
 		t.Fatalf("message is %d bytes: %q", len(err.Error()), err)
 	}
 	// The path is made of keys; a string value may appear in it only when a

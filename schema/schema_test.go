@@ -1,39 +1,83 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/caddy-alipay/ordersync/message"
 )
 
-func newValidator(t testing.TB) *Validator {
+func readFile(t testing.TB, name string) []byte {
 	t.Helper()
-	v, err := New()
+	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v
+	return b
 }
 
-// validate runs the handler's sequence: decode, base, then the scenario.
-func validate(v *Validator, scenario string, raw []byte) error {
-	doc, err := Decode(raw)
+// stdDecode is encoding/json with numbers kept as literals, for building
+// test bodies.
+func stdDecode(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func base(t testing.TB) *Schema {
+	t.Helper()
+	s, err := Base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// decode is message.Decode's tree, failing the test on a decode error.
+func decode(t testing.TB, raw string) any {
+	t.Helper()
+	doc, err := message.Decode([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc.Tree()
+}
+
+// validate runs the handler's sequence up to the base schema.
+func validate(raw []byte) error {
+	doc, err := message.Decode(raw)
 	if err != nil {
 		return err
 	}
-	if err := v.ValidateBase(doc); err != nil {
+	b, err := Base()
+	if err != nil {
 		return err
 	}
-	return v.ValidateScenario(scenario, doc)
+	return b.Validate(doc.Tree())
+}
+
+// mustCompile is Compile failing the test on an error.
+func mustCompile(t testing.TB, name, schemaJSON string) *Schema {
+	t.Helper()
+	s, err := Compile(name, []byte(schemaJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestSeedIsValid(t *testing.T) {
-	v := newValidator(t)
 	for _, name := range []string{"testdata/seed.json", "testdata/pretty-unicode.json"} {
-		if err := validate(v, GiftCard, readFile(t, name)); err != nil {
+		if err := validate(readFile(t, name)); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -92,7 +136,6 @@ func money(value any, currency any) map[string]any {
 }
 
 func TestRules(t *testing.T) {
-	v := newValidator(t)
 	seed := readFile(t, "testdata/seed.json")
 	long := func(n int) string { return strings.Repeat("LEAK", n/4+1)[:n] }
 	digits := func(n int) string { return strings.Repeat("7", n) }
@@ -188,22 +231,11 @@ func TestRules(t *testing.T) {
 		// Unknown fields are allowed anywhere.
 		{"unknown top-level field", set("newAlipayField", map[string]any{"x": 1}), "", "", ""},
 		{"unknown extInfo field", set("extInfo.other", "x"), "", "", ""},
-
-		// Gift Card: extInfo.benefit_issue_mode (1..64), extInfo.product_id (1..64).
-		{"benefit_issue_mode missing", del("extInfo.benefit_issue_mode"), "extInfo.benefit_issue_mode", "required", ""},
-		{"benefit_issue_mode empty", set("extInfo.benefit_issue_mode", ""), "extInfo.benefit_issue_mode", "must not be empty", ""},
-		{"benefit_issue_mode too long", set("extInfo.benefit_issue_mode", long(65)), "extInfo.benefit_issue_mode", "longer than 64 characters", long(65)},
-		{"benefit_issue_mode number", set("extInfo.benefit_issue_mode", json.Number("31337")), "extInfo.benefit_issue_mode", "must be a string", "31337"},
-		{"product_id missing", del("extInfo.product_id"), "extInfo.product_id", "required", ""},
-		{"product_id empty", set("extInfo.product_id", ""), "extInfo.product_id", "must not be empty", ""},
-		{"product_id too long", set("extInfo.product_id", long(65)), "extInfo.product_id", "longer than 64 characters", long(65)},
-		{"product_id null", set("extInfo.product_id", nil), "extInfo.product_id", "must be a string", ""},
-		{"extInfo empty for gift card", set("extInfo", map[string]any{}), "extInfo.benefit_issue_mode", "required", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := mutate(t, seed, tt.mutate)
-			err := validate(v, GiftCard, body)
+			err := validate(body)
 			if tt.field == "" {
 				if err != nil {
 					t.Fatalf("valid body rejected: %v\n%s", err, body)
@@ -213,9 +245,9 @@ func TestRules(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted, want error on %s\n%s", tt.field, body)
 			}
-			var fe *FieldError
+			var fe *message.FieldError
 			if !errors.As(err, &fe) {
-				t.Fatalf("error %T is not a *FieldError: %v", err, err)
+				t.Fatalf("error %T is not a *message.FieldError: %v", err, err)
 			}
 			if fe.Field != tt.field {
 				t.Errorf("Field = %q, want %q (%v)", fe.Field, tt.field, err)
@@ -229,7 +261,7 @@ func TestRules(t *testing.T) {
 			if err.Error() != fe.Field+": "+fe.Rule {
 				t.Errorf("Error() = %q", err.Error())
 			}
-			if len(err.Error()) > MaxMessageLen {
+			if len(err.Error()) > message.MaxResultMessageLen {
 				t.Errorf("message is %d bytes", len(err.Error()))
 			}
 			if tt.leak != "" && strings.Contains(err.Error(), tt.leak) {
@@ -241,38 +273,24 @@ func TestRules(t *testing.T) {
 
 // The base schema does not know scenarios: an empty extInfo is fine there.
 func TestBaseAloneAcceptsEmptyExtInfo(t *testing.T) {
-	v := newValidator(t)
-	doc, err := Decode([]byte(`{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u","extInfo":{}}`))
-	if err != nil {
+	doc := decode(t, `{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u","extInfo":{}}`)
+	if err := base(t).Validate(doc); err != nil {
 		t.Fatal(err)
-	}
-	if err := v.ValidateBase(doc); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.ValidateScenario("no_such_scenario", doc); err != nil {
-		t.Errorf("scenario without schema: %v", err)
-	}
-	if v.HasScenario("no_such_scenario") || !v.HasScenario(GiftCard) {
-		t.Error("HasScenario wrong")
 	}
 }
 
 // Many violations at once: the answer must not depend on map order, and the
 // shallowest field wins.
 func TestMostRelevantIsDeterministic(t *testing.T) {
-	v := newValidator(t)
-	body := []byte(`{"requestId":"","merchantBizNo":"` + strings.Repeat("x", 70) + `","orderStatus":5,
+	v := base(t)
+	doc := decode(t, `{"requestId":"","merchantBizNo":"`+strings.Repeat("x", 70)+`","orderStatus":5,
 		"amount":{"value":"x","currency":"x"},"orderModifyTime":1.5,"extInfo":[]}`)
-	doc, err := Decode(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := v.ValidateBase(doc)
+	first := v.Validate(doc)
 	if first == nil {
 		t.Fatal("accepted")
 	}
 	for i := 0; i < 200; i++ {
-		if got := v.ValidateBase(doc); got.Error() != first.Error() {
+		if got := v.Validate(doc); got.Error() != first.Error() {
 			t.Fatalf("run %d: %q, first run %q", i, got, first)
 		}
 	}
@@ -282,19 +300,18 @@ func TestMostRelevantIsDeterministic(t *testing.T) {
 }
 
 func TestNonObjectDocument(t *testing.T) {
-	v := newValidator(t)
+	v := base(t)
 	for _, doc := range []any{nil, "x", json.Number("1"), []any{}} {
-		err := v.ValidateBase(doc)
-		var fe *FieldError
+		err := v.Validate(doc)
+		var fe *message.FieldError
 		if !errors.As(err, &fe) || fe.Field != "body" || fe.Rule != "must be an object" {
-			t.Errorf("ValidateBase(%#v) = %v", doc, err)
+			t.Errorf("Validate(%#v) = %v", doc, err)
 		}
 	}
 }
 
-func TestAddScenario(t *testing.T) {
-	v := newValidator(t)
-	queue := []byte(`{
+func TestCompile(t *testing.T) {
+	queue := mustCompile(t, "queue_up", `{
 		"$schema": "https://json-schema.org/draft/2020-12/schema",
 		"type": "object",
 		"properties": {
@@ -317,13 +334,7 @@ func TestAddScenario(t *testing.T) {
 			}
 		}
 	}`)
-	if err := v.AddScenario("queue_up", queue, "/etc/caddy/queue.json"); err != nil {
-		t.Fatal(err)
-	}
-	if !v.HasScenario("queue_up") {
-		t.Fatal("HasScenario(queue_up) = false")
-	}
-	base := `{"requestId":"r","merchantBizNo":"m","orderStatus":"CALL_NUM","userId":"u","extInfo":`
+	body := `{"requestId":"r","merchantBizNo":"m","orderStatus":"CALL_NUM","userId":"u","extInfo":`
 	tests := []struct {
 		ext  string
 		want string // "" = valid
@@ -344,14 +355,11 @@ func TestAddScenario(t *testing.T) {
 		{`{"queue_no":"A1","phone":"1","SECRET_key":1}`, "extInfo.SECRET_key: not allowed"},
 	}
 	for _, tt := range tests {
-		doc, err := Decode([]byte(base + tt.ext + `}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := v.ValidateBase(doc); err != nil {
+		doc := decode(t, body+tt.ext+`}`)
+		if err := base(t).Validate(doc); err != nil {
 			t.Fatalf("%s: base: %v", tt.ext, err)
 		}
-		err = v.ValidateScenario("queue_up", doc)
+		err := queue.Validate(doc)
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("%s: rejected: %v", tt.ext, err)
@@ -361,35 +369,10 @@ func TestAddScenario(t *testing.T) {
 		if err != nil && tt.want != "extInfo.SECRET_key: not allowed" && strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("%s: leaks value: %v", tt.ext, err)
 		}
-		// Custom schemas replace nothing: gift_card still has its own.
-		if v.ValidateScenario(GiftCard, doc) == nil {
-			t.Errorf("%s: gift_card schema lost", tt.ext)
-		}
 	}
 }
 
-func TestAddScenarioExtendsBuiltIn(t *testing.T) {
-	v := newValidator(t)
-	extra := []byte(`{"properties":{"extInfo":{"properties":{"benefit_issue_mode":{"const":"SALE"}}}}}`)
-	if err := v.AddScenario(GiftCard, extra, "gift_extra.json"); err != nil {
-		t.Fatal(err)
-	}
-	seed := readFile(t, "testdata/seed.json")
-	if err := validate(v, GiftCard, seed); err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	err := validate(v, GiftCard, mutate(t, seed, set("extInfo.benefit_issue_mode", "RENT")))
-	if err == nil || err.Error() != "extInfo.benefit_issue_mode: not the required value" {
-		t.Errorf("extra schema: got %v", err)
-	}
-	// The embedded schema still applies.
-	err = validate(v, GiftCard, mutate(t, seed, del("extInfo.product_id")))
-	if err == nil || err.Error() != "extInfo.product_id: required" {
-		t.Errorf("embedded schema: got %v", err)
-	}
-}
-
-func TestAddScenarioRejectsBadSchemas(t *testing.T) {
+func TestCompileRejectsBadSchemas(t *testing.T) {
 	tests := []struct {
 		name   string
 		schema string
@@ -410,136 +393,97 @@ func TestAddScenarioRejectsBadSchemas(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := newValidator(t)
-			err := v.AddScenario("custom", []byte(tt.schema), "/etc/caddy/custom.json")
-			if err == nil {
+			if s, err := Compile("custom", []byte(tt.schema)); err == nil || s != nil {
 				t.Fatal("bad schema accepted")
-			}
-			if !strings.HasPrefix(err.Error(), "/etc/caddy/custom.json: ") {
-				t.Errorf("error %q does not start with the source", err)
-			}
-			if v.HasScenario("custom") {
-				t.Error("failed schema was registered")
 			}
 		})
 	}
-	v := newValidator(t)
-	if err := v.AddScenario("", []byte(`{}`), "x.json"); err == nil {
+	if _, err := Compile("", []byte(`{}`)); err == nil {
 		t.Error("empty scenario name accepted")
 	}
 }
 
 func TestFormatLookalikesAreNotFormats(t *testing.T) {
-	v := newValidator(t)
 	// A property named "format", data under enum/default, and an
 	// errorMessage for the format keyword are not format keywords.
-	sch := `{"properties":{"format":{"type":"string"},"x":{"enum":[{"format":"nope"}],"default":{"format":"nope"}},
-		"d":{"format":"date","errorMessage":{"format":"must be a calendar date"}}}}`
-	if err := v.AddScenario("lookalikes", []byte(sch), "l.json"); err != nil {
-		t.Fatal(err)
-	}
-	d, err := Decode([]byte(`{"d":"2025-02-30"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.ValidateScenario("lookalikes", d); err == nil || err.Error() != "d: must be a calendar date" {
+	v := mustCompile(t, "lookalikes", `{"properties":{"format":{"type":"string"},"x":{"enum":[{"format":"nope"}],"default":{"format":"nope"}},
+		"d":{"format":"date","errorMessage":{"format":"must be a calendar date"}}}}`)
+	if err := v.Validate(decode(t, `{"d":"2025-02-30"}`)); err == nil || err.Error() != "d: must be a calendar date" {
 		t.Errorf("got %v", err)
 	}
 }
 
 func TestOneOfAmbiguous(t *testing.T) {
-	v := newValidator(t)
-	if err := v.AddScenario("one", []byte(`{"properties":{"b":{"oneOf":[{"type":"string"},{"minLength":1}]}}}`), "one.json"); err != nil {
-		t.Fatal(err)
-	}
-	d, err := Decode([]byte(`{"b":"SECRET"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.ValidateScenario("one", d); err == nil || err.Error() != "b: matches more than one allowed form" {
+	v := mustCompile(t, "one", `{"properties":{"b":{"oneOf":[{"type":"string"},{"minLength":1}]}}}`)
+	if err := v.Validate(decode(t, `{"b":"SECRET"}`)); err == nil || err.Error() != "b: matches more than one allowed form" {
 		t.Errorf("got %v", err)
 	}
 }
 
 func TestMessageBounded(t *testing.T) {
-	v := newValidator(t)
 	// A deep, long path and a long errorMessage in a custom schema.
 	key := strings.Repeat("k", 100)
 	sch := `{"errorMessage":"` + strings.Repeat("r", 400) + `","type":"object","required":["missing"]}`
 	for i := 0; i < 6; i++ {
 		sch = `{"type":"object","properties":{"` + key + `":` + sch + `}}`
 	}
-	if err := v.AddScenario("deep", []byte(sch), "deep.json"); err != nil {
-		t.Fatal(err)
-	}
+	v := mustCompile(t, "deep", sch)
 	doc := `{}`
 	for i := 0; i < 6; i++ {
 		doc = `{"` + key + `":` + doc + `}`
 	}
-	d, err := Decode([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = v.ValidateScenario("deep", d)
+	err := v.Validate(decode(t, doc))
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	if n := len(err.Error()); n > MaxMessageLen {
+	if n := len(err.Error()); n > message.MaxResultMessageLen {
 		t.Errorf("message is %d bytes: %q", n, err)
 	}
 	if !strings.Contains(err.Error(), ": rrrr") {
 		t.Errorf("rule lost: %q", err)
 	}
 	// Hand-built errors are bounded too.
-	fe := &FieldError{Field: strings.Repeat("f", 300), Rule: strings.Repeat("r", 300)}
-	if n := len(fe.Error()); n > MaxMessageLen {
+	fe := &message.FieldError{Field: strings.Repeat("f", 300), Rule: strings.Repeat("r", 300)}
+	if n := len(fe.Error()); n > message.MaxResultMessageLen {
 		t.Errorf("hand-built message is %d bytes", n)
 	}
 }
 
 func TestHostileKeyInPath(t *testing.T) {
-	v := newValidator(t)
-	sch := `{"properties":{"extInfo":{"additionalProperties":false}}}`
-	if err := v.AddScenario("strict", []byte(sch), "strict.json"); err != nil {
-		t.Fatal(err)
-	}
-	d, err := Decode([]byte(`{"extInfo":{"a\nb\u0000\u202e":1}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = v.ValidateScenario("strict", d)
+	v := mustCompile(t, "strict", `{"properties":{"extInfo":{"additionalProperties":false}}}`)
+	err := v.Validate(decode(t, `{"extInfo":{"a\nb\u0000\u202e":1}}`))
 	if err == nil || err.Error() != "extInfo.a?b??: not allowed" {
 		t.Errorf("got %q", err)
 	}
 }
 
+// Compiled schemas are shared by every request: concurrent validation of
+// valid and invalid bodies gives every goroutine its own, right answer.
 func TestConcurrentValidation(t *testing.T) {
-	v := newValidator(t)
 	seed := readFile(t, "testdata/seed.json")
 	bad := []byte(`{"requestId":"r","merchantBizNo":"m","orderStatus":"S","userId":"u","extInfo":{},"amount":{"value":"1","currency":"hkd"}}`)
+	custom := mustCompile(t, "custom", `{"required":["x"]}`)
+	noX := decode(t, `{"y":1}`)
 	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
+	for range 8 {
 		wg.Add(1)
-		go func(g int) {
+		go func() {
 			defer wg.Done()
-			for i := 0; i < 200; i++ {
-				if err := validate(v, GiftCard, seed); err != nil {
+			for range 200 {
+				if err := validate(seed); err != nil {
 					t.Error(err)
 					return
 				}
-				if err := validate(v, GiftCard, bad); err == nil || err.Error() != "amount.currency: not an ISO 4217 code" {
+				if err := validate(bad); err == nil || err.Error() != "amount.currency: not an ISO 4217 code" {
 					t.Errorf("bad body: %v", err)
 					return
 				}
-				if g == 0 && i%50 == 0 {
-					// Configuration may add scenarios while requests run.
-					name := fmt.Sprintf("s%d", i)
-					if err := v.AddScenario(name, []byte(`{"required":["x"]}`), name); err != nil {
-						t.Error(err)
-					}
+				if err := custom.Validate(noX); err == nil || err.Error() != "x: required" {
+					t.Errorf("custom schema: %v", err)
+					return
 				}
 			}
-		}(g)
+		}()
 	}
 	wg.Wait()
 }
@@ -630,20 +574,16 @@ func TestCustomKeywordRules(t *testing.T) {
 		{`{"errorMessage":"line one\nline two","maxLength":2}`, `"SECRET"`, "extInfo.x: line one?line two"},
 	}
 	for _, tt := range tests {
-		v := newValidator(t)
 		sch := `{"properties":{"extInfo":{"properties":{"x":` + tt.schema + `}}}}`
 		if strings.Contains(tt.schema, "$defs") {
 			sch = `{"properties":{"extInfo":{"properties":{"x":{"$ref":"#/$defs/short"}}}},"$defs":{"short":{"maxLength":2}}}`
 		}
-		if err := v.AddScenario("c", []byte(sch), "c.json"); err != nil {
+		v, err := Compile("c", []byte(sch))
+		if err != nil {
 			t.Errorf("%s: %v", tt.schema, err)
 			continue
 		}
-		doc, err := Decode([]byte(`{"extInfo":{"x":` + tt.value + `}}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = v.ValidateScenario("c", doc)
+		err = v.Validate(decode(t, `{"extInfo":{"x":`+tt.value+`}}`))
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%s with %s: got %v, want %q", tt.schema, tt.value, err, tt.want)
 			continue

@@ -2,25 +2,14 @@ package statemachine
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 )
 
-func mustBuiltin(t testing.TB, name string) *Machine {
-	t.Helper()
-	s, ok := Builtin(name)
-	if !ok {
-		t.Fatalf("Builtin(%q): not found", name)
-	}
-	m, err := New(s)
-	if err != nil {
-		t.Fatalf("New(%q): %v", name, err)
-	}
-	return m
-}
+// The built-in scenarios and their decision tables are tested with their
+// definitions, in package scenario; the machines here are written for the
+// rules under test.
 
 // pickupQueue is a custom scenario written in the README's scenario syntax:
 //
@@ -52,108 +41,6 @@ type decideCase struct {
 	reason  string // substring of Decision.Reason; "" means Reason must be empty
 }
 
-// singleTicketed covers every rule that can apply to a scenario with the
-// one status TICKETED (gift_card, auto_deduct_voucher): rules 5–9 need two
-// statuses and cannot occur.
-func singleTicketed(name string) []decideCase {
-	return []decideCase{
-		{nil, "USED", 0, Reject, "orderStatus: not a status of scenario " + name},                             // 1
-		{st("TICKETED", 100), "", 100, Reject, "orderStatus: not a status of scenario " + name},               // 1
-		{st("TICKETED", 100), "ticketed", 100, Reject, "orderStatus: not a status of scenario"},               // 1: case matters
-		{nil, "TICKETED", 0, Forward, ""},                                                                     // 2
-		{nil, "TICKETED", 100, Forward, ""},                                                                   // 2
-		{st("TICKETED", 100), "TICKETED", 99, Reject, "orderModifyTime: older than the last accepted update"}, // 3
-		{st("TICKETED", 100), "TICKETED", 100, AlreadyCurrent, ""},                                            // 4: equal time is not older
-		{st("TICKETED", 100), "TICKETED", 101, AlreadyCurrent, ""},                                            // 4: no second gift card
-		{st("TICKETED", 100), "TICKETED", 0, AlreadyCurrent, ""},                                              // 4: time absent
-		{st("TICKETED", 0), "TICKETED", 5, AlreadyCurrent, ""},                                                // 4: stored time unknown
-	}
-}
-
-// ticketRefundUse covers coupon_with_code and movie_ticket: TICKETED, then
-// REFUNDED or USED, both end statuses.
-func ticketRefundUse(name string) []decideCase {
-	return []decideCase{
-		{nil, "CANCELLED", 0, Reject, "orderStatus: not a status of scenario " + name},                              // 1
-		{st("USED", 100), "FINISHED", 200, Reject, "not a status of scenario " + name},                              // 1 before 5
-		{nil, "TICKETED", 100, Forward, ""},                                                                         // 2
-		{nil, "USED", 100, Forward, ""},                                                                             // 2: start at an end status
-		{nil, "REFUNDED", 0, Forward, ""},                                                                           // 2
-		{st("TICKETED", 100), "USED", 50, Reject, "orderModifyTime: older"},                                         // 3
-		{st("USED", 100), "TICKETED", 50, Reject, "orderModifyTime: older"},                                         // 3 before 5
-		{st("REFUNDED", 100), "REFUNDED", 99, Reject, "orderModifyTime: older"},                                     // 3 before 4
-		{st("TICKETED", 100), "TICKETED", 100, AlreadyCurrent, ""},                                                  // 4
-		{st("REFUNDED", 100), "REFUNDED", 200, AlreadyCurrent, ""},                                                  // 4: even for an end status
-		{st("USED", 100), "USED", 0, AlreadyCurrent, ""},                                                            // 4
-		{st("REFUNDED", 100), "USED", 200, Reject, "orderStatus: REFUNDED is an end status; nothing may follow it"}, // 5
-		{st("USED", 100), "REFUNDED", 200, Reject, "orderStatus: USED is an end status; nothing may follow it"},     // 5 before 8
-		{st("USED", 100), "TICKETED", 200, Reject, "orderStatus: USED is an end status"},                            // 5 before 8
-		{st("REFUNDED", 0), "TICKETED", 0, Reject, "orderStatus: REFUNDED is an end status"},                        // 5
-		{st("TICKETED", 100), "REFUNDED", 100, Forward, ""},                                                         // 9
-		{st("TICKETED", 100), "USED", 200, Forward, ""},                                                             // 9: skips REFUNDED
-		{st("TICKETED", 100), "USED", 0, Forward, ""},                                                               // 9: time absent
-	}
-}
-
-var decideCases = map[string][]decideCase{
-	"gift_card":           singleTicketed("gift_card"),
-	"auto_deduct_voucher": singleTicketed("auto_deduct_voucher"),
-	"coupon_with_code":    ticketRefundUse("coupon_with_code"),
-	"movie_ticket":        ticketRefundUse("movie_ticket"),
-	"queue_up": {
-		{nil, "TICKETED", 0, Reject, "orderStatus: not a status of scenario queue_up"},                        // 1
-		{st("CALL_NUM", 100), "call_num", 200, Reject, "not a status of scenario queue_up"},                   // 1
-		{nil, "CALL_NUM", 100, Forward, ""},                                                                   // 2
-		{nil, "CANCELLED", 100, Forward, ""},                                                                  // 2: only_from does not bind a new order
-		{nil, "FINISHED", 100, Forward, ""},                                                                   // 2
-		{st("CALL_NUM", 100), "CALL_NUM", 99, Reject, "orderModifyTime: older than the last accepted update"}, // 3: even repeatable
-		{st("NUMBER_PASSED", 100), "CALL_NUM", 99, Reject, "orderModifyTime: older"},                          // 3 before 8
-		{st("CALL_NUM", 100), "CALL_NUM", 100, Forward, ""},                                                   // 4: repeatable, equal time
-		{st("CALL_NUM", 100), "CALL_NUM", 150, Forward, ""},                                                   // 4: repeatable, newer time
-		{st("CALL_NUM", 100), "CALL_NUM", 0, Forward, ""},                                                     // 4: repeatable, time absent
-		{st("NUMBER_ARRIVED", 100), "NUMBER_ARRIVED", 150, AlreadyCurrent, ""},                                // 4
-		{st("CANCELLED", 100), "CANCELLED", 150, AlreadyCurrent, ""},                                          // 4
-		{st("FINISHED", 100), "FINISHED", 150, AlreadyCurrent, ""},                                            // 4
-		// 5 and 6: the spec declares no end status and no next_must_be for Queue Up.
-		{st("CANCELLED", 100), "FINISHED", 150, Forward, ""},                                                                // no end: FINISHED still follows
-		{st("NUMBER_ARRIVED", 100), "CANCELLED", 150, Reject, "orderStatus: CANCELLED may only follow CALL_NUM"},            // 7
-		{st("NUMBER_PASSED", 100), "CANCELLED", 150, Reject, "orderStatus: CANCELLED may only follow CALL_NUM"},             // 7
-		{st("FINISHED", 100), "CANCELLED", 150, Reject, "orderStatus: CANCELLED may only follow CALL_NUM"},                  // 7 before 8
-		{st("NUMBER_ARRIVED", 100), "CALL_NUM", 150, Reject, "orderStatus: cannot go back from NUMBER_ARRIVED to CALL_NUM"}, // 8
-		{st("FINISHED", 100), "NUMBER_PASSED", 150, Reject, "orderStatus: cannot go back from FINISHED to NUMBER_PASSED"},   // 8
-		{st("CALL_NUM", 100), "CANCELLED", 150, Forward, ""},                                                                // 9: only_from satisfied, skipping
-		{st("CALL_NUM", 100), "NUMBER_ARRIVED", 150, Forward, ""},                                                           // 9
-		{st("CALL_NUM", 100), "FINISHED", 150, Forward, ""},                                                                 // 9: skipping
-		{st("NUMBER_ARRIVED", 100), "NUMBER_PASSED", 0, Forward, ""},                                                        // 9
-	},
-	"self_pick": {
-		{nil, "USED", 0, Reject, "orderStatus: not a status of scenario self_pick"},                                     // 1
-		{st("TO_PICK_UP", 100), "USED", 200, Reject, "not a status of scenario self_pick"},                              // 1 before 6
-		{nil, "PENDING", 100, Forward, ""},                                                                              // 2
-		{nil, "TO_PICK_UP", 100, Forward, ""},                                                                           // 2
-		{nil, "REFUNDED", 100, Forward, ""},                                                                             // 2
-		{st("PENDING", 100), "ORDER_TAKEN", 99, Reject, "orderModifyTime: older"},                                       // 3
-		{st("TO_PICK_UP", 100), "CLOSED", 99, Reject, "orderModifyTime: older"},                                         // 3 before 6
-		{st("PENDING", 100), "PENDING", 100, AlreadyCurrent, ""},                                                        // 4
-		{st("TO_PICK_UP", 100), "TO_PICK_UP", 100, AlreadyCurrent, ""},                                                  // 4 before 6
-		{st("FINISHED", 100), "FINISHED", 200, AlreadyCurrent, ""},                                                      // 4 before 5
-		{st("REFUNDED", 100), "REFUNDED", 200, AlreadyCurrent, ""},                                                      // 4 before 5
-		{st("FINISHED", 100), "REFUNDED", 200, Reject, "orderStatus: FINISHED is an end status; nothing may follow it"}, // 5
-		{st("CLOSED", 100), "REFUNDED", 200, Reject, "orderStatus: CLOSED is an end status; nothing may follow it"},     // 5
-		{st("REFUNDED", 100), "PENDING", 200, Reject, "orderStatus: REFUNDED is an end status; nothing may follow it"},  // 5 before 8
-		{st("TO_PICK_UP", 100), "CLOSED", 200, Reject, "orderStatus: after TO_PICK_UP only FINISHED is allowed"},        // 6
-		{st("TO_PICK_UP", 100), "REFUNDED", 200, Reject, "orderStatus: after TO_PICK_UP only FINISHED is allowed"},      // 6
-		{st("TO_PICK_UP", 100), "PENDING", 200, Reject, "orderStatus: after TO_PICK_UP only FINISHED is allowed"},       // 6 before 8
-		// 7: the spec declares no only_from for Self Pick.
-		{st("ORDER_TAKEN", 100), "PENDING", 200, Reject, "orderStatus: cannot go back from ORDER_TAKEN to PENDING"}, // 8
-		{st("TO_PICK_UP", 100), "FINISHED", 200, Forward, ""},                                                       // 9
-		{st("PENDING", 100), "TO_PICK_UP", 200, Forward, ""},                                                        // 9: skipping
-		{st("PENDING", 100), "REFUNDED", 200, Forward, ""},                                                          // 9: skipping to an end
-		{st("ORDER_TAKEN", 100), "CLOSED", 100, Forward, ""},                                                        // 9: equal time
-		{st("ORDER_TAKEN", 0), "FINISHED", 100, Forward, ""},                                                        // 9: stored time unknown
-	},
-}
-
 func checkDecision(t *testing.T, m *Machine, c decideCase) {
 	t.Helper()
 	cur := "nil"
@@ -173,22 +60,6 @@ func checkDecision(t *testing.T, m *Machine, c decideCase) {
 	}
 	if got.Verdict == Reject && got.Reason == "" {
 		t.Errorf("%s: %s -> %q@%d: Reject without a reason", m.Name(), cur, c.next, c.at)
-	}
-}
-
-func TestDecideBuiltins(t *testing.T) {
-	for _, name := range BuiltinNames() {
-		cases, ok := decideCases[name]
-		if !ok {
-			t.Errorf("no decision table for built-in %s", name)
-			continue
-		}
-		t.Run(name, func(t *testing.T) {
-			m := mustBuiltin(t, name)
-			for _, c := range cases {
-				checkDecision(t, m, c)
-			}
-		})
 	}
 }
 
@@ -238,27 +109,7 @@ func TestDecideOnlyFromSeveral(t *testing.T) {
 	}
 }
 
-// TestDecideUnknownStoredStatus pins the choice for a stored status that the
-// scenario no longer has (its statuses were reconfigured): the order starts
-// afresh, but a stale update is still refused.
-func TestDecideUnknownStoredStatus(t *testing.T) {
-	m := mustBuiltin(t, "self_pick")
-	checkDecision(t, m, decideCase{st("GONE", 100), "PENDING", 200, Forward, ""})
-	checkDecision(t, m, decideCase{st("", 0), "PENDING", 0, Forward, ""})
-	checkDecision(t, m, decideCase{st("GONE", 100), "PENDING", 99, Reject, "orderModifyTime: older"})
-}
-
 func TestNewValidation(t *testing.T) {
-	qu := func(edit func(*Scenario)) Scenario {
-		s, _ := Builtin("queue_up")
-		edit(&s)
-		return s
-	}
-	sp := func(edit func(*Scenario)) Scenario {
-		s, _ := Builtin("self_pick")
-		edit(&s)
-		return s
-	}
 	for _, c := range []struct {
 		s    Scenario
 		want string // the whole error
@@ -267,22 +118,6 @@ func TestNewValidation(t *testing.T) {
 		{Scenario{Name: "x"}, `scenario x: statuses: at least one status is required`},
 		{Scenario{Name: "x", Statuses: []string{"A", ""}}, `scenario x: statuses: a status is empty`},
 		{Scenario{Name: "x", Statuses: []string{"A", "B", "A"}}, `scenario x: statuses: "A" is listed twice`},
-		{qu(func(s *Scenario) { s.End = []string{"FINISHED", "DONE"} }), `scenario queue_up: end: unknown status "DONE"`},
-		{qu(func(s *Scenario) { s.Repeatable = []string{"call_num"} }), `scenario queue_up: repeatable: unknown status "call_num"`},
-		{qu(func(s *Scenario) { s.OnlyFrom = map[string][]string{"CANCELLED": {"FOO"}} }), `scenario queue_up: only_from: unknown status "FOO"`},
-		{qu(func(s *Scenario) { s.OnlyFrom = map[string][]string{"FOO": {"CALL_NUM"}} }), `scenario queue_up: only_from: unknown status "FOO"`},
-		{qu(func(s *Scenario) { s.OnlyFrom = map[string][]string{"CANCELLED": nil} }), `scenario queue_up: only_from: "CANCELLED" needs at least one status it may follow`},
-		{qu(func(s *Scenario) { s.OnlyFrom = map[string][]string{"CANCELLED": {"CANCELLED"}} }), `scenario queue_up: only_from: "CANCELLED" cannot follow itself; use repeatable for re-sends`},
-		{qu(func(s *Scenario) { s.OnlyFrom = map[string][]string{"CANCELLED": {"FINISHED"}} }), `scenario queue_up: only_from: "CANCELLED" cannot follow "FINISHED", which comes after it in statuses`},
-		{qu(func(s *Scenario) { s.End = []string{"CALL_NUM"} }), `scenario queue_up: only_from: "CANCELLED" cannot follow "CALL_NUM", an end status`},
-		{sp(func(s *Scenario) { s.NextMustBe = map[string]string{"TO_PICK_UP": "DONE"} }), `scenario self_pick: next_must_be: unknown status "DONE"`},
-		{sp(func(s *Scenario) { s.NextMustBe = map[string]string{"": "FINISHED"} }), `scenario self_pick: next_must_be: unknown status ""`},
-		{sp(func(s *Scenario) { s.NextMustBe = map[string]string{"FINISHED": "CLOSED"} }), `scenario self_pick: next_must_be: "FINISHED" is an end status; nothing may follow it`},
-		{sp(func(s *Scenario) { s.NextMustBe = map[string]string{"TO_PICK_UP": "TO_PICK_UP"} }), `scenario self_pick: next_must_be: "TO_PICK_UP" cannot be followed by itself; use repeatable for re-sends`},
-		{sp(func(s *Scenario) { s.NextMustBe = map[string]string{"TO_PICK_UP": "PENDING"} }), `scenario self_pick: next_must_be: "TO_PICK_UP" cannot be followed by "PENDING", which comes before it in statuses`},
-		{sp(func(s *Scenario) { s.OnlyFrom = map[string][]string{"FINISHED": {"PENDING"}} }), `scenario self_pick: next_must_be: "TO_PICK_UP" must be followed by "FINISHED", but only_from does not let "FINISHED" follow "TO_PICK_UP"`},
-		// Several mistakes: map options are checked in sorted key order.
-		{qu(func(s *Scenario) { s.OnlyFrom = map[string][]string{"ZZZ": {"CALL_NUM"}, "AAA": {"CALL_NUM"}} }), `scenario queue_up: only_from: unknown status "AAA"`},
 	} {
 		m, err := New(c.s)
 		if err == nil {
@@ -305,66 +140,6 @@ func TestNewAccepts(t *testing.T) {
 	} {
 		if _, err := New(s); err != nil {
 			t.Errorf("New(%s): %v", s.Name, err)
-		}
-	}
-}
-
-func TestBuiltins(t *testing.T) {
-	want := []string{"auto_deduct_voucher", "coupon_with_code", "gift_card", "movie_ticket", "queue_up", "self_pick"}
-	if got := BuiltinNames(); !slices.Equal(got, want) {
-		t.Fatalf("BuiltinNames() = %v, want %v", got, want)
-	}
-	if _, ok := Builtin("cinema"); ok {
-		t.Error(`Builtin("cinema") found`)
-	}
-	statuses := map[string][]string{
-		"gift_card":           {"TICKETED"},
-		"auto_deduct_voucher": {"TICKETED"},
-		"coupon_with_code":    {"TICKETED", "REFUNDED", "USED"},
-		"movie_ticket":        {"TICKETED", "REFUNDED", "USED"},
-		"queue_up":            {"CALL_NUM", "NUMBER_ARRIVED", "NUMBER_PASSED", "CANCELLED", "FINISHED"},
-		"self_pick":           {"PENDING", "ORDER_TAKEN", "TO_PICK_UP", "FINISHED", "CLOSED", "REFUNDED"},
-	}
-	for _, name := range want {
-		m := mustBuiltin(t, name)
-		if m.Name() != name {
-			t.Errorf("Name() = %q, want %q", m.Name(), name)
-		}
-		if got := m.Statuses(); !slices.Equal(got, statuses[name]) {
-			t.Errorf("%s: Statuses() = %v, want %v", name, got, statuses[name])
-		}
-		for _, s := range statuses[name] {
-			if !m.Has(s) {
-				t.Errorf("%s: Has(%q) = false", name, s)
-			}
-		}
-		if m.Has("NOPE") || m.Has("") {
-			t.Errorf("%s: Has reports an unknown status", name)
-		}
-	}
-}
-
-// TestBuiltinIsACopy guards against a caller that overrides a built-in's
-// options from its configuration changing the built-in for everyone else.
-func TestBuiltinIsACopy(t *testing.T) {
-	for _, name := range BuiltinNames() {
-		orig, _ := Builtin(name)
-		s, _ := Builtin(name)
-		s.Name = "changed"
-		s.Statuses[0] = "CHANGED"
-		s.End = append(s.End[:0:0], "X")
-		if len(s.Repeatable) > 0 {
-			s.Repeatable[0] = "CHANGED"
-		}
-		for k, v := range s.OnlyFrom {
-			v[0] = "CHANGED"
-			s.OnlyFrom[k+"2"] = v
-		}
-		for k := range s.NextMustBe {
-			s.NextMustBe[k] = "CHANGED"
-		}
-		if again, _ := Builtin(name); !reflect.DeepEqual(again, orig) {
-			t.Errorf("%s: changing a returned scenario changed the built-in:\n%+v\n%+v", name, again, orig)
 		}
 	}
 }
@@ -393,170 +168,5 @@ func TestVerdictString(t *testing.T) {
 		if got := v.String(); got != want {
 			t.Errorf("Verdict(%d).String() = %q, want %q", int(v), got, want)
 		}
-	}
-}
-
-// TestDecideProperties feeds random update sequences to every built-in
-// (and pickupQueue) and checks, over the updates the machine lets through,
-// the guarantees the gateway makes rather than the rules one by one: never
-// back, only repeatable re-sends forwarded, nothing after an end
-// status, only_from and next_must_be obeyed, no stale update accepted.
-func TestDecideProperties(t *testing.T) {
-	scenarios := []Scenario{pickupQueue()}
-	for _, name := range BuiltinNames() {
-		s, _ := Builtin(name)
-		scenarios = append(scenarios, s)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, s := range scenarios {
-		m, err := New(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pos := map[string]int{}
-		for i, x := range s.Statuses {
-			pos[x] = i
-		}
-		end := setOf(s.End)
-		repeatable := setOf(s.Repeatable)
-		seen := map[Verdict]int{}
-
-		for range 3000 {
-			var cur *State
-			ended := false
-			clock := int64(1_700_000_000_000)
-			for range 1 + rng.IntN(12) {
-				next := s.Statuses[rng.IntN(len(s.Statuses))]
-				if rng.IntN(20) == 0 {
-					next = "NOT_A_STATUS"
-				}
-				var at int64
-				switch rng.IntN(6) {
-				case 0: // absent
-				case 1: // stale
-					at = clock - 1 - rng.Int64N(1000)
-				case 2: // same instant
-					at = clock
-				default:
-					clock += rng.Int64N(1000)
-					at = clock
-				}
-
-				d := m.Decide(cur, next, at)
-				seen[d.Verdict]++
-				if d.Verdict == Reject && d.Reason == "" {
-					t.Fatalf("%s: Reject without a reason", s.Name)
-				}
-				if d.Verdict != Reject && d.Reason != "" {
-					t.Fatalf("%s: %v with a reason %q", s.Name, d.Verdict, d.Reason)
-				}
-				if _, known := pos[next]; !known && d.Verdict != Reject {
-					t.Fatalf("%s: unknown status got %v", s.Name, d.Verdict)
-				}
-				if cur == nil {
-					if _, known := pos[next]; known && d.Verdict != Forward {
-						t.Fatalf("%s: new order at %s got %v", s.Name, next, d.Verdict)
-					}
-				} else if d.Verdict != Reject {
-					if at != 0 && cur.ModifyTime != 0 && at < cur.ModifyTime {
-						t.Fatalf("%s: stale update %s@%d accepted after %s@%d", s.Name, next, at, cur.Status, cur.ModifyTime)
-					}
-					from, to := pos[cur.Status], pos[next]
-					switch d.Verdict {
-					case AlreadyCurrent:
-						if to != from || repeatable[next] {
-							t.Fatalf("%s: AlreadyCurrent for %s after %s", s.Name, next, cur.Status)
-						}
-					case Forward:
-						if to < from {
-							t.Fatalf("%s: went back from %s to %s", s.Name, cur.Status, next)
-						}
-						if to == from && !repeatable[next] {
-							t.Fatalf("%s: re-send of non-repeatable %s forwarded", s.Name, next)
-						}
-						if ended && !(to == from && repeatable[next]) {
-							t.Fatalf("%s: %s forwarded after end status %s", s.Name, next, cur.Status)
-						}
-						if only, ok := s.OnlyFrom[next]; ok && to != from && !slices.Contains(only, cur.Status) {
-							t.Fatalf("%s: %s forwarded after %s despite only_from", s.Name, next, cur.Status)
-						}
-						if must, ok := s.NextMustBe[cur.Status]; ok && to != from && next != must {
-							t.Fatalf("%s: %s forwarded after %s despite next_must_be", s.Name, next, cur.Status)
-						}
-					}
-				}
-
-				// What the gateway stores once the upstream said SUCCESS.
-				if d.Verdict == Forward {
-					stored := at
-					if stored == 0 && cur != nil {
-						stored = cur.ModifyTime
-					}
-					cur = &State{Status: next, ModifyTime: stored}
-					ended = end[next]
-				}
-			}
-		}
-		// A property test that never rejects or never forwards proves little.
-		for _, v := range []Verdict{Forward, AlreadyCurrent, Reject} {
-			if seen[v] == 0 {
-				t.Errorf("%s: random sequences never produced %v", s.Name, v)
-			}
-		}
-	}
-}
-
-func setOf(list []string) map[string]bool {
-	set := map[string]bool{}
-	for _, x := range list {
-		set[x] = true
-	}
-	return set
-}
-
-// TestDecideDoesNotAllocate keeps the per-request path free of garbage for
-// the verdicts that need no formatted reason.
-func TestDecideDoesNotAllocate(t *testing.T) {
-	qu := mustBuiltin(t, "queue_up")
-	sp := mustBuiltin(t, "self_pick")
-	for _, c := range []struct {
-		name string
-		f    func() Decision
-	}{
-		{"forward new", func() Decision { return sp.Decide(nil, "PENDING", 1) }},
-		{"forward", func() Decision { return sp.Decide(&State{"ORDER_TAKEN", 1}, "TO_PICK_UP", 2) }},
-		{"forward repeatable", func() Decision { return qu.Decide(&State{"CALL_NUM", 1}, "CALL_NUM", 2) }},
-		{"already current", func() Decision { return sp.Decide(&State{"FINISHED", 1}, "FINISHED", 2) }},
-		{"reject unknown", func() Decision { return sp.Decide(&State{"FINISHED", 1}, "NOPE", 2) }},
-		{"reject stale", func() Decision { return sp.Decide(&State{"PENDING", 2}, "FINISHED", 1) }},
-		{"reject only_from", func() Decision { return qu.Decide(&State{"NUMBER_ARRIVED", 1}, "CANCELLED", 2) }},
-	} {
-		if n := testing.AllocsPerRun(100, func() { _ = c.f() }); n != 0 {
-			t.Errorf("%s: %v allocations per Decide, want 0", c.name, n)
-		}
-	}
-}
-
-func BenchmarkDecide(b *testing.B) {
-	sp := mustBuiltin(b, "self_pick")
-	qu := mustBuiltin(b, "queue_up")
-	for _, c := range []struct {
-		name    string
-		m       *Machine
-		current *State
-		next    string
-	}{
-		{"forward", sp, &State{"ORDER_TAKEN", 1}, "TO_PICK_UP"},
-		{"forward_new", sp, nil, "PENDING"},
-		{"forward_repeatable", qu, &State{"CALL_NUM", 1}, "CALL_NUM"},
-		{"already_current", sp, &State{"TO_PICK_UP", 1}, "TO_PICK_UP"},
-		{"reject_back", sp, &State{"ORDER_TAKEN", 1}, "PENDING"},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = c.m.Decide(c.current, c.next, 2)
-			}
-		})
 	}
 }
