@@ -34,11 +34,12 @@ type Stage struct {
 // code again.
 var Stages = []Stage{
 	{"verify", "signature", "^BenchmarkVerify$"},
-	{"decode+validate", "schema", "^Benchmark(Decode|ValidateBase|ValidateGiftCard)$"},
-	{"decode+validate", "message", "^BenchmarkParse$"},
+	{"decode+validate", "message", "^Benchmark(Decode|Request)$"},
+	{"decode+validate", "schema", "^BenchmarkValidateBase$"},
+	{"decode+validate", "scenario", "^Benchmark(Match|ValidateGiftCard)$"},
 	{"decode+validate+normalize", "message", "^BenchmarkDecodeValidateNormalize$"},
 	{"normalize", "message", "^BenchmarkNormalize$"},
-	{"state machine", "statemachine", "^BenchmarkDecide$"},
+	{"state machine", "scenario", "^BenchmarkDecide$"},
 	{"forward glue", ".", "^BenchmarkForward$"},
 	{"map reply", ".", "^BenchmarkMapReply$"},
 	{"envelope+sign", ".", "^BenchmarkReply$"},
