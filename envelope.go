@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-alipay/ordersync/message"
 	"github.com/caddy-alipay/ordersync/signature"
 	"github.com/caddy-alipay/ordersync/store"
 )
@@ -59,9 +60,6 @@ func resultCodeNames() []string {
 	sort.Strings(names)
 	return names
 }
-
-// maxMessageLen caps resultMessage (docs/SPEC.md §5).
-const maxMessageLen = 256
 
 // outcome is the answer to one request before it is serialized.
 type outcome struct {
@@ -113,11 +111,13 @@ func (o outcome) body() []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
+// truncateMessage keeps resultMessage within its cap (docs/SPEC.md §5),
+// the same message.MaxResultMessageLen the field errors are bounded by.
 func truncateMessage(s string) string {
-	if len(s) <= maxMessageLen {
+	if len(s) <= message.MaxResultMessageLen {
 		return s
 	}
-	s = s[:maxMessageLen]
+	s = s[:message.MaxResultMessageLen]
 	for !utf8.ValidString(s) {
 		s = s[:len(s)-1]
 	}

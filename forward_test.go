@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/caddy-alipay/ordersync/message"
 )
 
 func TestMapReply(t *testing.T) {
@@ -64,7 +66,7 @@ func TestMapReply(t *testing.T) {
 			if tc.dist != "" && string(m.outcome.distributeResult) != tc.dist {
 				t.Errorf("distributeResult = %s, want %s", m.outcome.distributeResult, tc.dist)
 			}
-			if m.outcome.message == "" || len(m.outcome.message) > maxMessageLen*4 {
+			if m.outcome.message == "" || len(m.outcome.message) > message.MaxResultMessageLen*4 {
 				t.Errorf("message %q", m.outcome.message)
 			}
 		})
@@ -106,7 +108,7 @@ func TestReplyEnvelopeShape(t *testing.T) {
 	if strings.Contains(string(got), "leak") || !jsonValid(got) {
 		t.Errorf("F envelope = %s", got)
 	}
-	if n := len(truncateMessage(f.message)); n > maxMessageLen {
+	if n := len(truncateMessage(f.message)); n > message.MaxResultMessageLen {
 		t.Errorf("message %d bytes", n)
 	}
 }
