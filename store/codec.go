@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding"
 	"encoding/binary"
 	"errors"
 	"maps"
@@ -44,8 +43,8 @@ const (
 	replyFlagsKnown = replyFlagHeader | replyFlagBody
 )
 
-// MarshalBinary implements encoding.BinaryMarshaler. It never fails.
-func (r Reply) MarshalBinary() ([]byte, error) {
+// EncodeReply returns r's encoding.
+func EncodeReply(r Reply) []byte {
 	size := 1 + 2*binary.MaxVarintLen64 + 1 + len(r.Body)
 	for k, vs := range r.Header {
 		size += len(k) + 2*binary.MaxVarintLen64
@@ -77,35 +76,35 @@ func (r Reply) MarshalBinary() ([]byte, error) {
 			b = appendStr(b, v)
 		}
 	}
-	return appendStr(b, r.Body), nil
+	return appendStr(b, r.Body)
 }
 
-// UnmarshalBinary implements encoding.BinaryUnmarshaler. Data of an unknown
-// format version is an error; on error *r is left unchanged.
-func (r *Reply) UnmarshalBinary(data []byte) error {
+// DecodeReply decodes what EncodeReply made. Data of an unknown format
+// version is an error.
+func DecodeReply(data []byte) (*Reply, error) {
 	d := decoder{b: data}
 	if v := d.byte(); d.err == nil && v != replyFormat {
-		return errCorrupt
+		return nil, errCorrupt
 	}
 	var out Reply
 	out.Status = int(d.varint())
 	flags := d.byte()
 	nkeys := d.uvarint()
 	if d.err != nil {
-		return d.err
+		return nil, d.err
 	}
 	if flags&^replyFlagsKnown != 0 {
-		return errCorrupt
+		return nil, errCorrupt
 	}
 	// Each key takes at least two bytes, which caps a corrupt count
 	// before it becomes a huge allocation.
 	if nkeys > uint64(len(d.b))/2 {
-		return errCorrupt
+		return nil, errCorrupt
 	}
 	if flags&replyFlagHeader != 0 {
 		out.Header = make(map[string][]string, nkeys)
 	} else if nkeys > 0 {
-		return errCorrupt
+		return nil, errCorrupt
 	}
 	for i := uint64(0); i < nkeys && d.err == nil; i++ {
 		k := string(d.bytes())
@@ -119,7 +118,7 @@ func (r *Reply) UnmarshalBinary(data []byte) error {
 		}
 		// Each value takes at least one byte.
 		if n-1 > uint64(len(d.b)) {
-			return errCorrupt
+			return nil, errCorrupt
 		}
 		vs := make([]string, 0, n-1)
 		for j := uint64(1); j < n && d.err == nil; j++ {
@@ -129,15 +128,14 @@ func (r *Reply) UnmarshalBinary(data []byte) error {
 	}
 	body := d.bytes()
 	if err := d.end(); err != nil {
-		return err
+		return nil, err
 	}
 	if flags&replyFlagBody != 0 {
 		out.Body = append(make([]byte, 0, len(body)), body...)
 	} else if len(body) != 0 {
-		return errCorrupt
+		return nil, errCorrupt
 	}
-	*r = out
-	return nil
+	return &out, nil
 }
 
 // An Order is encoded as
@@ -148,8 +146,8 @@ func (r *Reply) UnmarshalBinary(data []byte) error {
 // updatedAt comes back in UTC (the instant, not the location, is kept).
 const orderFormat = 1
 
-// MarshalBinary implements encoding.BinaryMarshaler. It never fails.
-func (o Order) MarshalBinary() ([]byte, error) {
+// EncodeOrder returns o's encoding.
+func EncodeOrder(o Order) []byte {
 	b := make([]byte, 0, 1+len(o.Scenario)+len(o.Status)+len(o.OrderID)+len(o.DistributeResult)+len(o.RequestID)+8*binary.MaxVarintLen64)
 	b = append(b, orderFormat)
 	b = appendStr(b, o.Scenario)
@@ -159,15 +157,15 @@ func (o Order) MarshalBinary() ([]byte, error) {
 	b = appendOpt(b, o.DistributeResult)
 	b = appendStr(b, o.RequestID)
 	b = binary.AppendVarint(b, o.UpdatedAt.Unix())
-	return binary.AppendUvarint(b, uint64(o.UpdatedAt.Nanosecond())), nil
+	return binary.AppendUvarint(b, uint64(o.UpdatedAt.Nanosecond()))
 }
 
-// UnmarshalBinary implements encoding.BinaryUnmarshaler. Data of an unknown
-// format version is an error; on error *o is left unchanged.
-func (o *Order) UnmarshalBinary(data []byte) error {
+// DecodeOrder decodes what EncodeOrder made. Data of an unknown format
+// version is an error.
+func DecodeOrder(data []byte) (*Order, error) {
 	d := decoder{b: data}
 	if v := d.byte(); d.err == nil && v != orderFormat {
-		return errCorrupt
+		return nil, errCorrupt
 	}
 	var out Order
 	out.Scenario = string(d.bytes())
@@ -181,14 +179,13 @@ func (o *Order) UnmarshalBinary(data []byte) error {
 	sec := d.varint()
 	nsec := d.uvarint()
 	if err := d.end(); err != nil {
-		return err
+		return nil, err
 	}
 	if nsec >= uint64(time.Second) {
-		return errCorrupt
+		return nil, errCorrupt
 	}
 	out.UpdatedAt = time.Unix(sec, int64(nsec)).UTC()
-	*o = out
-	return nil
+	return &out, nil
 }
 
 // SameVersion reports whether a and b (nil: no order) are the same accepted
@@ -294,11 +291,3 @@ func (d *decoder) byte() byte {
 	d.b = d.b[1:]
 	return v
 }
-
-// Interface guards.
-var (
-	_ encoding.BinaryMarshaler   = Reply{}
-	_ encoding.BinaryUnmarshaler = (*Reply)(nil)
-	_ encoding.BinaryMarshaler   = Order{}
-	_ encoding.BinaryUnmarshaler = (*Order)(nil)
-)

@@ -8,19 +8,14 @@ import (
 	"time"
 )
 
-func marshal(t testing.TB, r Reply) []byte {
-	t.Helper()
-	b, err := r.MarshalBinary()
-	if err != nil {
-		t.Fatalf("MarshalBinary(%#v): %v", r, err)
-	}
-	return b
-}
+func marshal(_ testing.TB, r Reply) []byte { return EncodeReply(r) }
 
 func unmarshal(b []byte) (Reply, error) {
-	var r Reply
-	err := r.UnmarshalBinary(b)
-	return r, err
+	r, err := DecodeReply(b)
+	if err != nil {
+		return Reply{}, err
+	}
+	return *r, nil
 }
 
 func TestReplyRoundTrip(t *testing.T) {
@@ -70,7 +65,7 @@ func TestReplyEncodingIsCanonical(t *testing.T) {
 	}
 }
 
-func TestUnmarshalBinaryRejectsDamage(t *testing.T) {
+func TestDecodeReplyRejectsDamage(t *testing.T) {
 	full := marshal(t, Reply{Status: 200, Header: map[string][]string{"K": {"v"}}, Body: []byte("body")})
 	for i := range len(full) {
 		if _, err := unmarshal(full[:i]); err == nil {
@@ -101,23 +96,9 @@ func TestUnmarshalBinaryRejectsDamage(t *testing.T) {
 	}
 }
 
-// TestUnmarshalBinaryLeavesReplyOnError: a failed decode does not leave a
-// half-filled reply behind.
-func TestUnmarshalBinaryLeavesReplyOnError(t *testing.T) {
-	want := Reply{Status: 201, Header: map[string][]string{"A": {"b"}}, Body: []byte("c")}
-	r := want
-	full := marshal(t, Reply{Status: 500, Header: map[string][]string{"K": {"v"}}, Body: []byte("body")})
-	if err := r.UnmarshalBinary(full[:len(full)-1]); err == nil {
-		t.Fatal("truncated reply: no error")
-	}
-	if !reflect.DeepEqual(r, want) {
-		t.Fatalf("after a failed decode the reply is %#v, want it unchanged (%#v)", r, want)
-	}
-}
-
-// TestUnmarshalBinaryCopies: the decoded reply shares no memory with the
+// TestDecodeReplyCopies: the decoded reply shares no memory with the
 // input (bbolt only lends its bytes for the life of a transaction).
-func TestUnmarshalBinaryCopies(t *testing.T) {
+func TestDecodeReplyCopies(t *testing.T) {
 	want := Reply{Status: 200, Header: map[string][]string{"K": {"v"}}, Body: []byte("body")}
 	b := marshal(t, want)
 	got, err := unmarshal(b)
@@ -133,10 +114,10 @@ func TestUnmarshalBinaryCopies(t *testing.T) {
 }
 
 // TestReplyFormatCoversReply fails when Reply gains a field, as a reminder
-// that MarshalBinary and UnmarshalBinary must carry it too.
+// that EncodeReply and DecodeReply must carry it too.
 func TestReplyFormatCoversReply(t *testing.T) {
 	if n := reflect.TypeFor[Reply]().NumField(); n != 3 {
-		t.Errorf("Reply has %d fields; MarshalBinary knows 3", n)
+		t.Errorf("Reply has %d fields; EncodeReply knows 3", n)
 	}
 }
 
@@ -155,10 +136,10 @@ func FuzzReplyRoundTrip(f *testing.F) {
 	})
 }
 
-// FuzzUnmarshalBinary feeds arbitrary bytes: a damaged record must give an
+// FuzzDecodeReply feeds arbitrary bytes: a damaged record must give an
 // error, never a panic or a huge allocation, and whatever decodes must
 // encode back to a form that decodes to the same reply.
-func FuzzUnmarshalBinary(f *testing.F) {
+func FuzzDecodeReply(f *testing.F) {
 	for _, r := range []Reply{
 		{Status: 200, Header: map[string][]string{"A": {"b"}}, Body: []byte("c")},
 		{Status: 200, Header: map[string][]string{"K": {"v", ""}}, Body: []byte("b")},
@@ -206,18 +187,15 @@ func TestOrderRoundTrip(t *testing.T) {
 		"before 1970":                 old,
 		"negative modifyTime, binary": {Status: "\x00\xff", ModifyTime: -1, RequestID: "\n"},
 	} {
-		b, err := o.MarshalBinary()
-		if err != nil {
-			t.Fatalf("%s: MarshalBinary: %v", name, err)
-		}
+		b := EncodeOrder(o)
 		if b[0] != orderFormat {
 			t.Errorf("%s: encoding starts with %d, want the format version %d", name, b[0], orderFormat)
 		}
-		var got Order
-		if err := got.UnmarshalBinary(b); err != nil {
+		got, err := DecodeOrder(b)
+		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if !reflect.DeepEqual(got, o) {
+		if !reflect.DeepEqual(*got, o) {
 			t.Errorf("%s: round trip gave %#v, want %#v", name, got, o)
 		}
 		if !bytes.Equal(got.DistributeResult, o.DistributeResult) || (got.DistributeResult == nil) != (o.DistributeResult == nil) {
@@ -231,9 +209,8 @@ func TestOrderRoundTrip(t *testing.T) {
 func TestOrderKeepsInstant(t *testing.T) {
 	o := sampleOrder()
 	o.UpdatedAt = time.Date(2025, 3, 26, 16, 25, 6, 5, time.FixedZone("HKT", 8*3600))
-	b, _ := o.MarshalBinary()
-	var got Order
-	if err := got.UnmarshalBinary(b); err != nil {
+	got, err := DecodeOrder(EncodeOrder(o))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !got.UpdatedAt.Equal(o.UpdatedAt) || got.UpdatedAt.Location() != time.UTC {
@@ -242,58 +219,52 @@ func TestOrderKeepsInstant(t *testing.T) {
 }
 
 func TestOrderUnmarshalRejectsDamage(t *testing.T) {
-	full, _ := sampleOrder().MarshalBinary()
-	want := Order{Status: "unchanged"}
+	full := EncodeOrder(sampleOrder())
 	for i := range len(full) {
-		got := want
-		if err := got.UnmarshalBinary(full[:i]); err == nil {
+		if _, err := DecodeOrder(full[:i]); err == nil {
 			t.Errorf("truncated to %d bytes: no error", i)
 		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("a failed decode changed the order to %#v", got)
-		}
 	}
-	var o Order
-	if err := o.UnmarshalBinary(append(full[:len(full):len(full)], 0)); err == nil {
+	if _, err := DecodeOrder(append(full[:len(full):len(full)], 0)); err == nil {
 		t.Error("trailing byte: no error")
 	}
 	bad := bytes.Clone(full)
 	bad[0] = 9
-	if err := o.UnmarshalBinary(bad); err == nil {
+	if _, err := DecodeOrder(bad); err == nil {
 		t.Error("unknown version: no error")
 	}
 	// JSON, as earlier development versions stored orders, is refused.
-	if err := o.UnmarshalBinary([]byte(`{"status":"A"}`)); err == nil {
+	if _, err := DecodeOrder([]byte(`{"status":"A"}`)); err == nil {
 		t.Error("a JSON order decoded")
 	}
 	// Nanoseconds out of range.
 	hand := []byte{orderFormat, 0, 0, 0, 0, 0, 0, 0}
 	hand = binary.AppendUvarint(hand, uint64(time.Second))
-	if err := o.UnmarshalBinary(hand); err == nil {
+	if _, err := DecodeOrder(hand); err == nil {
 		t.Error("a nanosecond count of a whole second decoded")
 	}
 }
 
 func TestOrderUnmarshalCopies(t *testing.T) {
 	want := sampleOrder()
-	b, _ := want.MarshalBinary()
-	var got Order
-	if err := got.UnmarshalBinary(b); err != nil {
+	b := EncodeOrder(want)
+	got, err := DecodeOrder(b)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range b {
 		b[i] = 0xaa
 	}
-	if !reflect.DeepEqual(got, want) {
+	if !reflect.DeepEqual(*got, want) {
 		t.Fatalf("after overwriting the input the order is %#v, want %#v", got, want)
 	}
 }
 
 // TestOrderFormatCoversOrder fails when Order gains a field, as a reminder
-// that MarshalBinary and UnmarshalBinary must carry it too.
+// that EncodeOrder and DecodeOrder must carry it too.
 func TestOrderFormatCoversOrder(t *testing.T) {
 	if n := reflect.TypeFor[Order]().NumField(); n != 7 {
-		t.Errorf("Order has %d fields; MarshalBinary knows 7", n)
+		t.Errorf("Order has %d fields; EncodeOrder knows 7", n)
 	}
 }
 
@@ -321,18 +292,15 @@ func TestSameVersion(t *testing.T) {
 }
 
 func FuzzOrderUnmarshal(f *testing.F) {
-	b, _ := sampleOrder().MarshalBinary()
-	f.Add(b)
-	b, _ = Order{}.MarshalBinary()
-	f.Add(b)
+	f.Add(EncodeOrder(sampleOrder()))
+	f.Add(EncodeOrder(Order{}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var o Order
-		if err := o.UnmarshalBinary(b); err != nil {
+		o, err := DecodeOrder(b)
+		if err != nil {
 			return
 		}
-		again, _ := o.MarshalBinary()
-		var o2 Order
-		if err := o2.UnmarshalBinary(again); err != nil || !reflect.DeepEqual(o2, o) {
+		o2, err := DecodeOrder(EncodeOrder(*o))
+		if err != nil || !reflect.DeepEqual(o2, o) {
 			t.Fatalf("re-encode of %#v: %#v, %v", o, o2, err)
 		}
 	})

@@ -37,6 +37,31 @@ var ErrNotHeld = errors.New("request claim is not held: it was not claimed, or w
 // taken before the context ended.
 var ErrLockTimeout = errors.New("timed out waiting for the order lock")
 
+// Error is a backend operation that failed for a reason of the backend's
+// (I/O, the server's answer, a corrupt record, an ended context), as
+// opposed to an outcome of the contract (ErrConflict, ErrNotOwner,
+// ErrLockTimeout). Its message names the backend and the operation, and
+// the server's message, but never a password.
+type Error struct {
+	Backend string // "bbolt", "redis"
+	Op      string // "claim", "finish", "open /path/orders.db"…
+	Err     error
+}
+
+func (e *Error) Error() string { return e.Backend + " store: " + e.Op + ": " + e.Err.Error() }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// CheckDuration is the rule for every lease and TTL given to a backend: it
+// must be positive (zero would mean "forever" to one backend and "already
+// expired" to another).
+func CheckDuration(what string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("%s must be positive, got %v", what, d)
+	}
+	return nil
+}
+
 // OrderKey identifies one order.
 type OrderKey struct {
 	ClientID      string
@@ -59,20 +84,20 @@ func HashBody(raw []byte) BodyHash { return sha256.Sum256(raw) }
 // that must be replayed byte for byte (Response-Time, Client-Id, Signature,
 // Content-Type).
 type Reply struct {
-	Status int                 `json:"status"`
-	Header map[string][]string `json:"header"`
-	Body   []byte              `json:"body"`
+	Status int
+	Header map[string][]string
+	Body   []byte
 }
 
 // Order is the accepted state of one order.
 type Order struct {
-	Scenario         string          `json:"scenario"`
-	Status           string          `json:"status"`
-	ModifyTime       int64           `json:"modifyTime"` // orderModifyTime, epoch milliseconds
-	OrderID          string          `json:"orderId"`
-	DistributeResult json.RawMessage `json:"distributeResult,omitempty"`
-	RequestID        string          `json:"requestId"` // the request that made this change
-	UpdatedAt        time.Time       `json:"updatedAt"` // wall clock of the change
+	Scenario         string
+	Status           string
+	ModifyTime       int64 // orderModifyTime, epoch milliseconds
+	OrderID          string
+	DistributeResult json.RawMessage // the upstream's bytes, unchanged
+	RequestID        string          // the request that made this change
+	UpdatedAt        time.Time       // wall clock of the change
 }
 
 // ClaimStatus says what Claim found.

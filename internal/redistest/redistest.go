@@ -113,15 +113,6 @@ func StartServer() (addr string, stop func(), err error) {
 	}, nil
 }
 
-// Flush empties every database of the server at addr, so that tests
-// sharing one server start from a clean state.
-func Flush(t testing.TB, addr string) {
-	t.Helper()
-	if err := Do(addr, "FLUSHALL"); err != nil {
-		t.Fatalf("redistest: FLUSHALL: %v", err)
-	}
-}
-
 // Do sends one command to the server at addr and fails if the server
 // answers with an error. It exists so that helpers and TestMain can talk to
 // the server without a client library.

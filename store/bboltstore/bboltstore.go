@@ -3,8 +3,8 @@
 //
 // The file has three buckets:
 //
-//	orders    clientId NUL merchantBizNo → the order (store.Order's binary encoding)
-//	requests  clientId NUL requestId     → the replay record, binary (see codec.go)
+//	orders    clientId NUL merchantBizNo → the order (store.EncodeOrder)
+//	requests  clientId NUL requestId     → the done record (see codec.go)
 //	meta      "format"                   → the file format version
 //
 // Every write that is acknowledged is on disk: writes go through bbolt's
@@ -12,25 +12,24 @@
 // fsync, and returns only once that transaction committed.
 //
 // bbolt takes an exclusive lock on the file, so one file is used by one
-// process, and within it by one DB. The Caddy module (Store) shares the DB
-// of a path between every handler and across config reloads through a
-// caddy.UsagePool. Order locks are therefore in-process, kept in the DB.
+// process, and within it by one Backend. The Caddy module (Store) shares
+// the Backend of a path between every handler and across config reloads
+// through a caddy.UsagePool. Order locks are therefore in-process, kept in
+// the Backend.
 //
-// For the same reason in-flight claims are kept in memory, in the DB (see
-// claimTable), and only done records (Finish, CommitSuccess) are written
-// to the file. A claim is only worth anything to the process that holds
-// it: were it written, a claim left by a process that died (or a DB that
-// was closed) mid-flight would have to be treated as expired at once by
-// the next DB anyway, since its owner can never finish it. Keeping claims
-// in memory gives exactly that, and saves the fsync of a write per new
-// request: a first-time request costs one fsync (its done record), and a
-// Claim or Release costs none. The requests bucket therefore holds done
-// records only; in-flight records written by earlier versions of this
-// package read as absent and are swept.
+// For the same reason in-flight claims are kept in memory, in the Backend
+// (see claimTable), and only done records (Finish, CommitSuccess) are
+// written to the file. A claim is only worth anything to the process that
+// holds it: were it written, a claim left by a process that died (or a
+// Backend that was closed) mid-flight would have to be treated as expired
+// at once by the next one anyway, since its owner can never finish it.
+// Keeping claims in memory gives exactly that, and saves the fsync of a
+// write per new request: a first-time request costs one fsync (its done
+// record), and a Claim or Release costs none.
 //
 // Expired replay records read as absent and are deleted by a sweeper
-// goroutine that runs while the DB is open; it drops claims whose lease
-// ended too. Orders never expire.
+// goroutine that runs while the Backend is open; it drops claims whose
+// lease ended too. Orders never expire.
 package bboltstore
 
 import (
@@ -66,9 +65,10 @@ const (
 )
 
 // formatVersion is written to the meta bucket so that a later, incompatible
-// layout refuses to open an old file instead of misreading it. Version 1
-// (development builds only) kept orders as JSON.
-const formatVersion = "2"
+// layout refuses to open an old file instead of misreading it. Versions 1
+// and 2 were development builds (1 kept orders as JSON, 2 had request
+// records for in-flight claims).
+const formatVersion = "3"
 
 // sweepChunk bounds the keys examined per read transaction and deleted per
 // write transaction by the sweeper, so that it never holds the write lock
@@ -82,8 +82,11 @@ var (
 	keyFormat      = []byte("format")
 )
 
-// Options configures Open. The zero value is usable.
+// Options configures Open.
 type Options struct {
+	// Path is the bbolt file; it is created, with its parent directories,
+	// if it does not exist. Required.
+	Path string
 	// Timeout is how long Open waits for the file lock held by another
 	// process before failing. Zero means DefaultTimeout.
 	Timeout time.Duration
@@ -98,9 +101,9 @@ type Options struct {
 	Logger *zap.Logger
 }
 
-// DB is a bbolt file opened as a store.Backend. It is safe for concurrent
-// use. Close it when done; operations after Close fail.
-type DB struct {
+// Backend is a bbolt file opened as a store.Backend. It is safe for
+// concurrent use. Close it when done; operations after Close fail.
+type Backend struct {
 	bolt   *bolt.DB
 	path   string
 	log    *zap.Logger
@@ -113,11 +116,12 @@ type DB struct {
 	closeErr  error
 }
 
-// Open opens (creating if needed, with its parent directories) the bbolt
-// file at path.
-func Open(path string, opts Options) (*DB, error) {
+// Open opens the bbolt file at opts.Path, creating it (and its parent
+// directories) if needed.
+func Open(opts Options) (*Backend, error) {
+	path := opts.Path
 	if path == "" {
-		return nil, errors.New("bbolt store: empty file path")
+		return nil, fail("open", errors.New("empty file path"))
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
@@ -134,7 +138,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// The file holds replay records (signed replies) and order state:
 	// nothing for other users to read.
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("bbolt store: creating the directory of %s: %w", path, err)
+		return nil, fail("creating the directory of "+path, err)
 	}
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: opts.Timeout,
@@ -143,18 +147,18 @@ func Open(path string, opts Options) (*DB, error) {
 		FreelistType: bolt.FreelistMapType,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("bbolt store: opening %s: %w after %v: the file is locked by another process, "+
-			"usually another running Caddy (use 'caddy reload' to change its config) or a tool holding it open", path, err, opts.Timeout)
+		return nil, fail("opening "+path, fmt.Errorf("%w after %v: the file is locked by another process, "+
+			"usually another running Caddy (use 'caddy reload' to change its config) or a tool holding it open", err, opts.Timeout))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bbolt store: opening %s: %w", path, err)
+		return nil, fail("opening "+path, err)
 	}
 	bdb.MaxBatchDelay = opts.BatchDelay
 	if err := bdb.Update(initBuckets); err != nil {
 		_ = bdb.Close()
-		return nil, fmt.Errorf("bbolt store: opening %s: %w", path, err)
+		return nil, fail("opening "+path, err)
 	}
-	db := &DB{
+	db := &Backend{
 		bolt: bdb,
 		path: path,
 		log:  opts.Logger,
@@ -189,35 +193,33 @@ func initBuckets(tx *bolt.Tx) error {
 	return nil
 }
 
-// Path returns the file's path as given to Open.
-func (db *DB) Path() string { return db.path }
-
 // Close stops the sweeper and closes the file, releasing its lock. It
 // waits for running transactions. Calling it again returns the first
 // result.
-func (db *DB) Close() error {
+func (db *Backend) Close() error {
 	db.closeOnce.Do(func() {
 		close(db.stop)
 		db.sweeping.Wait()
 		if err := db.bolt.Close(); err != nil {
-			db.closeErr = fmt.Errorf("bbolt store: closing %s: %w", db.path, err)
+			db.closeErr = fail("closing "+db.path, err)
 		}
 	})
 	return db.closeErr
 }
 
-func fail(op string, err error) error { return fmt.Errorf("bbolt store: %s: %w", op, err) }
+func fail(op string, err error) error { return &store.Error{Backend: "bbolt", Op: op, Err: err} }
 
+// positive applies store.CheckDuration to a lease or TTL of op.
 func positive(op, what string, d time.Duration) error {
-	if d <= 0 {
-		return fmt.Errorf("bbolt store: %s: %s must be positive, got %v", op, what, d)
+	if err := store.CheckDuration(what, d); err != nil {
+		return fail(op, err)
 	}
 	return nil
 }
 
 // closed reports whether Close was called, for the operations that may not
 // touch the file.
-func (db *DB) closed() bool {
+func (db *Backend) closed() bool {
 	select {
 	case <-db.stop:
 		return true
@@ -226,30 +228,22 @@ func (db *DB) closed() bool {
 	}
 }
 
-// liveRecord reports whether a stored record still counts: a done record until
-// its TTL ends. An in-flight record in the file was written by an earlier
-// version of this package, by a process that is gone, so it can never be
-// finished and never counts.
-func liveRecord(h recordHead, now time.Time) bool {
-	return h.state == stateDone && !h.expired(now)
-}
-
 // examine decides a Claim from the stored record v, if it is live.
 func examine(v []byte, hash store.BodyHash, now time.Time) (res store.ClaimResult, live bool, err error) {
 	if v == nil {
 		return res, false, nil
 	}
-	h, err := parseHead(v)
+	r, err := parseRecord(v)
 	if err != nil {
 		return res, false, err
 	}
-	if !liveRecord(h, now) {
+	if !r.live(now) {
 		return res, false, nil
 	}
-	if h.hash != hash {
+	if r.hash != hash {
 		return store.ClaimResult{Status: store.Mismatch}, true, nil
 	}
-	res.Reply, err = decodeReply(h.rest)
+	res.Reply, err = store.DecodeReply(r.reply)
 	if err != nil {
 		return store.ClaimResult{}, false, err
 	}
@@ -259,7 +253,7 @@ func examine(v []byte, hash store.BodyHash, now time.Time) (res store.ClaimResul
 
 // readDone decides a Claim from the file alone: Done or Mismatch if it
 // holds a live done record for k.
-func (db *DB) readDone(k []byte, hash store.BodyHash) (res store.ClaimResult, live bool, err error) {
+func (db *Backend) readDone(k []byte, hash store.BodyHash) (res store.ClaimResult, live bool, err error) {
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
 		res, live, err = examine(tx.Bucket(bucketRequests).Get(k), hash, time.Now())
@@ -270,7 +264,7 @@ func (db *DB) readDone(k []byte, hash store.BodyHash) (res store.ClaimResult, li
 
 // Claim implements store.Backend. It writes nothing to the file: the claim
 // is kept in memory (see claimTable).
-func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, token string, lease time.Duration) (store.ClaimResult, error) {
+func (db *Backend) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, token string, lease time.Duration) (store.ClaimResult, error) {
 	if err := positive("claim", "lease", lease); err != nil {
 		return store.ClaimResult{}, err
 	}
@@ -320,7 +314,7 @@ func (db *DB) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHa
 
 // Release implements store.Backend. It writes nothing to the file. A claim
 // whose Finish or CommitSuccess is under way is not released.
-func (db *DB) Release(ctx context.Context, key store.RequestKey, token string) error {
+func (db *Backend) Release(ctx context.Context, key store.RequestKey, token string) error {
 	if err := ctx.Err(); err != nil {
 		return fail("release", err)
 	}
@@ -337,7 +331,7 @@ func (db *DB) Release(ctx context.Context, key store.RequestKey, token string) e
 
 // Finish implements store.Backend. A claim whose lease ended but that nobody
 // took over can still be finished (see claimTable.begin).
-func (db *DB) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+func (db *Backend) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
 	if err := positive("finish", "ttl", ttl); err != nil {
 		return err
 	}
@@ -348,7 +342,7 @@ func (db *DB) Finish(ctx context.Context, key store.RequestKey, token string, re
 	if err != nil {
 		return fail("finish", err)
 	}
-	enc := encodeReply(reply)
+	enc := store.EncodeReply(reply)
 	// Marked committing, the claim cannot be taken over while the record
 	// is written, even if its lease ends during the fsync.
 	c := db.claims.begin(string(k), token)
@@ -356,7 +350,7 @@ func (db *DB) Finish(ctx context.Context, key store.RequestKey, token string, re
 		return store.ErrNotOwner
 	}
 	err = db.bolt.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRequests).Put(k, encodeDone(c.hash, time.Now().Add(ttl), enc))
+		return tx.Bucket(bucketRequests).Put(k, encodeRecord(c.hash, time.Now().Add(ttl), enc))
 	})
 	db.claims.end(string(k), c, err == nil)
 	if err != nil {
@@ -367,7 +361,7 @@ func (db *DB) Finish(ctx context.Context, key store.RequestKey, token string, re
 
 // LockOrder implements store.Backend. The lock is in-process: bbolt's file
 // lock already keeps other processes out of the file.
-func (db *DB) LockOrder(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
+func (db *Backend) LockOrder(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
 	if err := positive("lock order", "lease", lease); err != nil {
 		return err
 	}
@@ -375,7 +369,7 @@ func (db *DB) LockOrder(ctx context.Context, key store.OrderKey, token string, l
 }
 
 // UnlockOrder implements store.Backend.
-func (db *DB) UnlockOrder(ctx context.Context, key store.OrderKey, token string) error {
+func (db *Backend) UnlockOrder(ctx context.Context, key store.OrderKey, token string) error {
 	if err := ctx.Err(); err != nil {
 		return fail("unlock order", err)
 	}
@@ -384,7 +378,7 @@ func (db *DB) UnlockOrder(ctx context.Context, key store.OrderKey, token string)
 }
 
 // GetOrder implements store.Backend.
-func (db *DB) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
+func (db *Backend) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fail("get order", err)
 	}
@@ -399,7 +393,7 @@ func (db *DB) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, e
 			return nil
 		}
 		var err error
-		o, err = decodeOrder(v)
+		o, err = store.DecodeOrder(v)
 		return err
 	})
 	if err != nil {
@@ -411,7 +405,7 @@ func (db *DB) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, e
 // CommitSuccess implements store.Backend. Ownership is checked before the
 // order, so a caller whose claim was taken over gets ErrNotOwner even if
 // the order also moved on.
-func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+func (db *Backend) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
 	if err := positive("commit success", "ttl", ttl); err != nil {
 		return err
 	}
@@ -426,8 +420,8 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 	if err != nil {
 		return fail("commit success", err)
 	}
-	order := encodeOrder(next)
-	enc := encodeReply(reply)
+	order := store.EncodeOrder(next)
+	enc := store.EncodeReply(reply)
 	// As in Finish: the claim stays ours, and blocks its key, until the
 	// write is over.
 	c := db.claims.begin(string(rk), token)
@@ -441,7 +435,7 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 		requests, orders := tx.Bucket(bucketRequests), tx.Bucket(bucketOrders)
 		var stored *store.Order
 		if v := orders.Get(ok); v != nil {
-			if stored, err = decodeOrder(v); err != nil {
+			if stored, err = store.DecodeOrder(v); err != nil {
 				return err
 			}
 		}
@@ -452,7 +446,7 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 		if err := orders.Put(ok, order); err != nil {
 			return err
 		}
-		return requests.Put(rk, encodeDone(c.hash, time.Now().Add(ttl), enc))
+		return requests.Put(rk, encodeRecord(c.hash, time.Now().Add(ttl), enc))
 	})
 	db.claims.end(string(rk), c, err == nil && result == nil)
 	if err != nil {
@@ -462,7 +456,7 @@ func (db *DB) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *stor
 }
 
 // GetRequest implements store.Backend.
-func (db *DB) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
+func (db *Backend) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fail("get request", err)
 	}
@@ -492,29 +486,29 @@ func (db *DB) GetRequest(ctx context.Context, key store.RequestKey) (*store.Requ
 }
 
 // readRecord returns the live done record of k in the file, or nil.
-func (db *DB) readRecord(k []byte) (*store.RequestRecord, error) {
+func (db *Backend) readRecord(k []byte) (*store.RequestRecord, error) {
 	var rec *store.RequestRecord
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketRequests).Get(k)
 		if v == nil {
 			return nil
 		}
-		h, err := parseHead(v)
+		r, err := parseRecord(v)
 		if err != nil {
 			return err
 		}
-		if !liveRecord(h, time.Now()) {
+		if !r.live(time.Now()) {
 			return nil
 		}
-		reply, err := decodeReply(h.rest)
+		reply, err := store.DecodeReply(r.reply)
 		if err != nil {
 			return err
 		}
-		rec = &store.RequestRecord{BodyHash: h.hash, Done: true, Reply: reply, ExpiresAt: time.Unix(0, h.expires)}
+		rec = &store.RequestRecord{BodyHash: r.hash, Done: true, Reply: reply, ExpiresAt: time.Unix(0, r.expires)}
 		return nil
 	})
 	return rec, err
 }
 
 // Interface guard.
-var _ store.Backend = (*DB)(nil)
+var _ store.Backend = (*Backend)(nil)

@@ -20,9 +20,10 @@ import (
 	"github.com/caddy-alipay/ordersync/store/storetest"
 )
 
-func openTemp(tb testing.TB, opts Options) *DB {
+func openTemp(tb testing.TB, opts Options) *Backend {
 	tb.Helper()
-	db, err := Open(filepath.Join(tb.TempDir(), "orders.db"), opts)
+	opts.Path = filepath.Join(tb.TempDir(), "orders.db")
+	db, err := Open(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -62,7 +63,7 @@ var (
 	ctx   = context.Background()
 )
 
-func claim(t *testing.T, db *DB, key store.RequestKey, lease time.Duration) string {
+func claim(t *testing.T, db *Backend, key store.RequestKey, lease time.Duration) string {
 	t.Helper()
 	tok := rand.Text()
 	res, err := db.Claim(ctx, key, hashA, tok, lease)
@@ -77,7 +78,7 @@ func claim(t *testing.T, db *DB, key store.RequestKey, lease time.Duration) stri
 // DB no longer blocks its requestId.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nested", "dir", "orders.db")
-	db, err := Open(path, Options{SweepInterval: -1})
+	db, err := Open(Options{Path: path, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestReopen(t *testing.T) {
 		t.Error("GetOrder on a closed DB succeeded")
 	}
 
-	db, err = Open(path, Options{SweepInterval: -1})
+	db, err = Open(Options{Path: path, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,14 +140,14 @@ func TestFinishAfterLease(t *testing.T) {
 
 func TestOpenTimeout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "orders.db")
-	first, err := Open(path, Options{})
+	first, err := Open(Options{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
 
 	began := time.Now()
-	second, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	second, err := Open(Options{Path: path, Timeout: 200 * time.Millisecond})
 	if err == nil {
 		second.Close()
 		t.Fatal("a second Open of a held file succeeded")
@@ -182,7 +183,7 @@ func TestOpenRejectsUnknownFormat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		db, err := Open(path, Options{})
+		db, err := Open(Options{Path: path})
 		if err == nil {
 			db.Close()
 			t.Fatalf("Open of a file with format %s succeeded", format)
@@ -200,21 +201,7 @@ func TestClientIDWithNUL(t *testing.T) {
 	}
 }
 
-func TestNonPositiveDurations(t *testing.T) {
-	db := openTemp(t, Options{SweepInterval: -1})
-	key := store.RequestKey{ClientID: "c", RequestID: "r"}
-	if _, err := db.Claim(ctx, key, hashA, "t", 0); err == nil {
-		t.Error("Claim with a zero lease succeeded")
-	}
-	if err := db.LockOrder(ctx, store.OrderKey{ClientID: "c"}, "t", -time.Second); err == nil {
-		t.Error("LockOrder with a negative lease succeeded")
-	}
-	if err := db.Finish(ctx, key, claim(t, db, key, time.Minute), store.Reply{}, 0); err == nil {
-		t.Error("Finish with a zero ttl succeeded")
-	}
-}
-
-func countRequests(t *testing.T, db *DB) int {
+func countRequests(t *testing.T, db *Backend) int {
 	t.Helper()
 	n := 0
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -248,10 +235,6 @@ func TestSweeper(t *testing.T) {
 	if err := db.LockOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: "stranded"}, "t", short); err != nil {
 		t.Fatal(err)
 	}
-	// An in-flight record as earlier versions wrote them, still within
-	// its lease: dead all the same.
-	putLegacyClaim(t, db, store.RequestKey{ClientID: "c", RequestID: "gone-legacy"}, long)
-
 	// Claims are in memory: on disk only keep-done stays, in memory only
 	// keep-claim.
 	deadline := time.Now().Add(5 * time.Second)
@@ -272,41 +255,20 @@ func TestSweeper(t *testing.T) {
 	}
 }
 
-// putLegacyClaim writes an in-flight record for key, as earlier versions
-// of this package did, with a token no DB of this process made.
-func putLegacyClaim(t *testing.T, db *DB, key store.RequestKey, lease time.Duration) {
-	t.Helper()
-	k, err := joinKey(key.ClientID, key.RequestID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRequests).Put(k, encodeClaim(hashA, time.Now().Add(lease), "LEGACYEPOCH00000token"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSweepChunks runs one sweep over more records than a chunk, with
 // live and dead records interleaved.
 func TestSweepChunks(t *testing.T) {
 	db := openTemp(t, Options{SweepInterval: -1})
 	const n = 2*sweepChunk + 17
 	now := time.Now()
-	reply := encodeReply(store.Reply{Status: 200})
+	reply := store.EncodeReply(store.Reply{Status: 200})
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRequests)
 		for i := range n {
 			k, _ := joinKey("c", strings.Repeat("x", i%7)+time.Duration(i).String())
-			var v []byte
-			switch i % 3 {
-			case 0: // live
-				v = encodeDone(hashA, now.Add(time.Hour), reply)
-			case 1: // expired
-				v = encodeDone(hashA, now.Add(-time.Millisecond), reply)
-			default: // an earlier version's claim: never live
-				v = encodeClaim(hashA, now.Add(time.Hour), "LEGACYEPOCH00000token")
+			v := encodeRecord(hashA, now.Add(time.Hour), reply) // live
+			if i%3 != 0 {
+				v = encodeRecord(hashA, now.Add(-time.Millisecond), reply) // expired
 			}
 			if err := b.Put(k, v); err != nil {
 				return err
@@ -379,19 +341,6 @@ func TestClaimsInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after the lease and a sweep", 2, 0)
-
-	// A claim left in the file by an earlier version blocks nothing.
-	putLegacyClaim(t, db, key("legacy"), time.Hour)
-	if rec, err := db.GetRequest(ctx, key("legacy")); err != nil || rec != nil {
-		t.Errorf("GetRequest of a legacy claim = %+v, %v; want nil", rec, err)
-	}
-	if err := db.Finish(ctx, key("legacy"), "LEGACYEPOCH00000token", store.Reply{}, time.Hour); !errors.Is(err, store.ErrNotOwner) {
-		t.Errorf("Finish with the legacy claim's token: %v, want ErrNotOwner", err)
-	}
-	if err := db.Finish(ctx, key("legacy"), claim(t, db, key("legacy"), time.Minute), store.Reply{}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	check("after finishing over a legacy claim", 3, 0)
 
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -553,7 +502,7 @@ func TestLockFIFO(t *testing.T) {
 	}
 }
 
-func queueLen(db *DB, key store.OrderKey) int {
+func queueLen(db *Backend, key store.OrderKey) int {
 	db.locks.mu.Lock()
 	defer db.locks.mu.Unlock()
 	if l := db.locks.locks[key]; l != nil {
@@ -563,7 +512,7 @@ func queueLen(db *DB, key store.OrderKey) int {
 }
 
 func TestCloseTwice(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "orders.db"), Options{SweepInterval: time.Millisecond})
+	db, err := Open(Options{Path: filepath.Join(t.TempDir(), "orders.db"), SweepInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,12 @@ import (
 )
 
 // claimTable holds the in-flight claims of one database file, keyed by the
-// request's key (joinKey). It lives in the DB, which is shared by every
+// request's key (joinKey). It lives in the Backend, which is shared by every
 // handler using the file and survives config reloads, so every handler
 // sees every claim.
 //
 // Claims are not written to the file: bbolt's lock keeps every other
-// process out of it, and a claim cannot outlive the DB that made it
+// process out of it, and a claim cannot outlive the Backend that made it
 // anyway (its owner runs in this process), so a durable claim would cost
 // an fsync per new request and protect nothing. Only done records, written
 // by Finish and CommitSuccess, go to disk.

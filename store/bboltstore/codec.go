@@ -24,101 +24,46 @@ func joinKey(clientID, id string) ([]byte, error) {
 	return append(k, id...), nil
 }
 
-// A request record is binary rather than JSON because a replay must be
-// byte-identical and JSON would turn invalid UTF-8 in a header into U+FFFD
-// (and grow every body by a third in base64). Layout:
+// The requests bucket holds only done records (claims are kept in memory,
+// see claimTable):
 //
-//	version(1) | state(1) | body hash(32) | expires, Unix ns, big endian(8) | rest
+//	body hash(32) | expires, Unix ns, big endian(8) | reply
 //
-// where rest is the claim token while in flight, and when done the reply
-// as encoded by store.Reply.MarshalBinary (which carries its own version
-// byte and keeps nil and empty apart, so a reply reads back exactly as it
-// was written).
-const (
-	recordVersion = 1
-	headLen       = 1 + 1 + len(store.BodyHash{}) + 8
-)
-
-// Record states. This package writes done records only (claims are kept
-// in memory, see claimTable); in-flight records were written by earlier
-// versions, are still parsed so that such a file opens, and never count.
-const (
-	stateInFlight = 1
-	stateDone     = 2
-)
+// where reply is store.EncodeReply's, as in every backend. The file's
+// format version (meta bucket) covers this layout; the reply carries its
+// own.
+const headLen = len(store.BodyHash{}) + 8
 
 var errCorrupt = errors.New("corrupt request record")
 
-// recordHead is the fixed-size part of a request record.
-type recordHead struct {
-	state   byte
+// record is a done record as read from the file. reply aliases the file's
+// bytes: decode it within the transaction.
+type record struct {
 	hash    store.BodyHash
 	expires int64 // Unix nanoseconds
-	rest    []byte
+	reply   []byte
 }
 
-func parseHead(v []byte) (recordHead, error) {
-	if len(v) < headLen || v[0] != recordVersion || (v[1] != stateInFlight && v[1] != stateDone) {
-		return recordHead{}, errCorrupt
+func parseRecord(v []byte) (record, error) {
+	if len(v) < headLen {
+		return record{}, errCorrupt
 	}
-	var h recordHead
-	h.state = v[1]
-	copy(h.hash[:], v[2:])
-	h.expires = int64(binary.BigEndian.Uint64(v[2+len(h.hash):]))
-	h.rest = v[headLen:]
-	return h, nil
+	var r record
+	copy(r.hash[:], v)
+	r.expires = int64(binary.BigEndian.Uint64(v[len(r.hash):]))
+	r.reply = v[headLen:]
+	return r, nil
 }
 
-func (h recordHead) expired(now time.Time) bool { return now.UnixNano() >= h.expires }
+// live reports whether the record still counts: until its TTL ends.
+func (r record) live(now time.Time) bool { return now.UnixNano() < r.expires }
 
-func appendHead(b []byte, state byte, hash store.BodyHash, expires time.Time) []byte {
-	b = append(b, recordVersion, state)
-	b = append(b, hash[:]...)
-	return binary.BigEndian.AppendUint64(b, uint64(expires.UnixNano()))
-}
-
-// encodeClaim builds an in-flight record as earlier versions wrote them
-// (tests use it to make such files).
-func encodeClaim(hash store.BodyHash, expires time.Time, token string) []byte {
-	b := make([]byte, 0, headLen+len(token))
-	return append(appendHead(b, stateInFlight, hash, expires), token...)
-}
-
-// encodeDone builds a done record around a reply already encoded by
-// encodeReply, so that the (possibly large) encoding happens outside the
-// write transaction.
-func encodeDone(hash store.BodyHash, expires time.Time, reply []byte) []byte {
+// encodeRecord builds a done record around a reply already encoded, so
+// that the (possibly large) encoding happens outside the write
+// transaction.
+func encodeRecord(hash store.BodyHash, expires time.Time, reply []byte) []byte {
 	b := make([]byte, 0, headLen+len(reply))
-	return append(appendHead(b, stateDone, hash, expires), reply...)
-}
-
-// encodeReply is store.Reply.MarshalBinary, which never fails.
-func encodeReply(r store.Reply) []byte {
-	b, _ := r.MarshalBinary()
-	return b
-}
-
-// decodeReply copies everything out of b, which bbolt only lends for the
-// life of a transaction (UnmarshalBinary copies).
-func decodeReply(b []byte) (*store.Reply, error) {
-	var r store.Reply
-	if err := r.UnmarshalBinary(b); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
-// Orders are store.Order's binary encoding, shared with every backend, so
-// that the upstream's distributeResult comes back byte for byte.
-func encodeOrder(o store.Order) []byte {
-	b, _ := o.MarshalBinary()
-	return b
-}
-
-func decodeOrder(b []byte) (*store.Order, error) {
-	var o store.Order
-	if err := o.UnmarshalBinary(b); err != nil {
-		return nil, err
-	}
-	return &o, nil
+	b = append(b, hash[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(expires.UnixNano()))
+	return append(b, reply...)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // lockTable holds the order locks of one database file. It lives in the
-// DB, which is shared by every handler using the file and survives config
+// Backend, which is shared by every handler using the file and survives config
 // reloads, so the old and the new config serialize on the same locks.
 //
 // A lock is handed directly to the longest waiter when released, rather

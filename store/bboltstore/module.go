@@ -19,20 +19,20 @@ func init() {
 // ModuleID is the Caddy module ID of Store.
 const ModuleID = "http.alipay_order_sync.stores.bbolt"
 
-// pool holds one open DB per absolute file path. bbolt locks its file, so
+// pool holds one open Backend per absolute file path. bbolt locks its file, so
 // a second Open of the same path would wait for the first to close: during
 // a config reload the new config is provisioned while the old one still
-// runs, and two handlers may name one file. Both must share the DB, and
+// runs, and two handlers may name one file. Both must share the Backend, and
 // with it the order locks.
 var pool = caddy.NewUsagePool()
 
-// pooledDB closes the DB when its last user is cleaned up.
-type pooledDB struct{ db *DB }
+// pooledDB closes the Backend when its last user is cleaned up.
+type pooledDB struct{ db *Backend }
 
 func (p pooledDB) Destruct() error { return p.db.Close() }
 
 // Store is the Caddy module http.alipay_order_sync.stores.bbolt, the
-// default state store. It implements store.Backend with the DB of its file,
+// default state store. It implements store.Backend with the Backend of its file,
 // shared with every other Store on the same path.
 //
 // Caddyfile syntax (inside alipay_order_sync):
@@ -44,7 +44,7 @@ type Store struct {
 	// alipay_order_sync/orders.db in Caddy's data directory.
 	Path string `json:"path,omitempty"`
 
-	// Handle makes Store a store.Backend: it forwards every call to the DB
+	// Handle makes Store a store.Backend: it forwards every call to the Backend
 	// once Provision has set it, and answers store.ErrNotProvisioned
 	// before. It is not configuration.
 	store.Handle `json:"-"`
@@ -61,7 +61,7 @@ func (Store) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision opens the file, or joins the DB already open for it.
+// Provision opens the file, or joins the Backend already open for it.
 func (s *Store) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	path, err := resolvePath(s.Path)
@@ -69,8 +69,9 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return err
 	}
 	val, loaded, err := pool.LoadOrNew(path, func() (caddy.Destructor, error) {
-		db, err := Open(path, Options{
-			// The DB outlives the config that opened it, so it logs
+		db, err := Open(Options{
+			Path: path,
+			// The Backend outlives the config that opened it, so it logs
 			// through the process logger, not this config's.
 			Logger: caddy.Log().Named(ModuleID),
 		})
@@ -118,10 +119,10 @@ func resolvePath(p string) (string, error) {
 	return abs, nil
 }
 
-// Cleanup gives back this Store's use of the DB; the last user closes it.
-// It is safe after a failed Provision and when called twice. The DB is
+// Cleanup gives back this Store's use of the Backend; the last user closes it.
+// It is safe after a failed Provision and when called twice. The Backend is
 // left in the Handle: a request still draining from the old config then
-// gets an error from a closed DB.
+// gets an error from a closed Backend.
 func (s *Store) Cleanup() error {
 	if s.poolKey == "" {
 		return nil

@@ -31,9 +31,9 @@ func loadStore(t *testing.T, path string) (*Store, context.CancelFunc) {
 }
 
 // dbOf returns the DB a provisioned Store forwards to.
-func dbOf(t *testing.T, s *Store) *DB {
+func dbOf(t *testing.T, s *Store) *Backend {
 	t.Helper()
-	db, ok := s.Handle.Backend.(*DB)
+	db, ok := s.Handle.Backend.(*Backend)
 	if !ok || db == nil {
 		t.Fatalf("the Store holds %#v, not a DB", s.Handle.Backend)
 	}
@@ -43,7 +43,7 @@ func dbOf(t *testing.T, s *Store) *DB {
 // fileLocked reports whether another DB holds the file at path.
 func fileLocked(t *testing.T, path string) bool {
 	t.Helper()
-	db, err := Open(path, Options{Timeout: 100 * time.Millisecond, SweepInterval: -1})
+	db, err := Open(Options{Path: path, Timeout: 100 * time.Millisecond, SweepInterval: -1})
 	if err != nil {
 		if !strings.Contains(err.Error(), "locked") {
 			t.Fatalf("Open: %v", err)
@@ -125,7 +125,7 @@ func TestModuleDefaultPath(t *testing.T) {
 	s, unload := loadStore(t, "")
 	defer unload()
 	want := filepath.Join(dir, "caddy", "alipay_order_sync", "orders.db")
-	if got := dbOf(t, s).Path(); got != want {
+	if got := dbOf(t, s).path; got != want {
 		t.Fatalf("default path = %s, want %s", got, want)
 	}
 	if _, err := os.Stat(want); err != nil {
@@ -173,7 +173,7 @@ func TestModuleFailedProvision(t *testing.T) {
 func TestModuleOpenTimeout(t *testing.T) {
 	t.Parallel() // it waits out the 5s default; let it overlap the suite
 	path := filepath.Join(t.TempDir(), "orders.db")
-	holder, err := Open(path, Options{SweepInterval: -1}) // "another process"
+	holder, err := Open(Options{Path: path, SweepInterval: -1}) // "another process"
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,9 @@ import (
 )
 
 // sweepLoop deletes expired replay records until Close. The first sweep
-// runs at once, so the in-flight records left in the file by earlier
-// versions of this package are cleared soon after the file is opened, not
-// an interval later.
-func (db *DB) sweepLoop(interval time.Duration) {
+// runs at once, so that the records that expired while no process had the
+// file open are cleared soon after it is opened, not an interval later.
+func (db *Backend) sweepLoop(interval time.Duration) {
 	defer db.sweeping.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -44,7 +43,7 @@ func (db *DB) sweepLoop(interval time.Duration) {
 // sweepChunk dead keys, a short write transaction deletes those still
 // dead, and so on, so that request traffic is never held up for a whole
 // scan. It returns the number of records deleted.
-func (db *DB) sweep() (int, error) {
+func (db *Backend) sweep() (int, error) {
 	now := time.Now()
 	db.locks.sweep(now)
 	db.claims.sweep(now)
@@ -117,6 +116,6 @@ func (db *DB) sweep() (int, error) {
 // deadRecord reports whether a stored record no longer counts. Corrupt records
 // are left alone: deleting them would hide the corruption.
 func deadRecord(v []byte, now time.Time) bool {
-	h, err := parseHead(v)
-	return err == nil && !liveRecord(h, now)
+	r, err := parseRecord(v)
+	return err == nil && !r.live(now)
 }

@@ -17,7 +17,7 @@ import (
 // their own bound, and once the server continues the store works again.
 func TestFrozenServer(t *testing.T) {
 	srv := redistest.Launch(t)
-	c := newClientPrefix(t, srv.Addr, "frozen:")
+	c := newBackendPrefix(t, srv.Addr, "frozen:")
 	var mu sync.Mutex
 	var cleanupErrs []string
 	st := store.New(c, store.Options{CleanupFailed: func(op string, err error) {

@@ -53,16 +53,16 @@ func uniquePrefix() string {
 	return fmt.Sprintf("test%d:", prefixSeq.Add(1))
 }
 
-// newClient returns a Client on the shared server with a fresh prefix,
+// newBackend returns a Backend on the shared server with a fresh prefix,
 // closed when tb ends.
-func newClient(tb testing.TB) *Client {
+func newBackend(tb testing.TB) *Backend {
 	tb.Helper()
-	return newClientPrefix(tb, sharedAddr(tb), uniquePrefix())
+	return newBackendPrefix(tb, sharedAddr(tb), uniquePrefix())
 }
 
-func newClientPrefix(tb testing.TB, addr, prefix string) *Client {
+func newBackendPrefix(tb testing.TB, addr, prefix string) *Backend {
 	tb.Helper()
-	c, err := New(Options{Addr: addr, KeyPrefix: prefix})
+	c, err := Open(Options{Addr: addr, KeyPrefix: prefix})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -23,7 +23,7 @@ const DefaultAddress = "localhost:6379"
 
 // Store is the Caddy module http.alipay_order_sync.stores.redis: a
 // store.Backend shared by every Caddy instance that points at the same Redis
-// server, DB and key prefix. It forwards to a Client built in Provision.
+// server, DB and key prefix. It forwards to a Backend built in Provision.
 type Store struct {
 	// Address is the server's host:port (default localhost:6379).
 	// {env.*} and {file.*} placeholders are resolved at load.
@@ -46,7 +46,7 @@ type Store struct {
 	closed bool
 
 	// Handle makes Store a store.Store: it forwards every call to the
-	// Client built in Provision, and answers store.ErrNotProvisioned before
+	// Backend built in Provision, and answers store.ErrNotProvisioned before
 	// Provision and after Cleanup. It is not configuration.
 	store.Handle `json:"-"`
 }
@@ -68,7 +68,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	c, err := New(opts)
+	c, err := Open(opts)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (s *Store) options() (Options, error) {
 // Cleanup closes the client. It runs after a failed Provision too, when
 // there may be no client.
 func (s *Store) Cleanup() error {
-	c, _ := s.Handle.Backend.(*Client)
+	c, _ := s.Handle.Backend.(*Backend)
 	if c == nil || s.closed {
 		return nil
 	}
@@ -146,7 +146,7 @@ func (s *Store) Cleanup() error {
 
 // Interface guards
 var (
-	_ store.Backend         = (*Client)(nil)
+	_ store.Backend         = (*Backend)(nil)
 	_ store.Backend         = (*Store)(nil)
 	_ caddy.Module          = (*Store)(nil)
 	_ caddy.Provisioner     = (*Store)(nil)

@@ -113,7 +113,7 @@ func TestJSONFieldNames(t *testing.T) {
 		t.Fatalf("JSON = %s, want %s", b, want)
 	}
 
-	// Provisioned, the embedded store.Handle holds a Client and still is
+	// Provisioned, the embedded store.Handle holds a Backend and still is
 	// no part of the JSON; the JSON loads back under Caddy's strict
 	// decoding, and the Handle cannot be set (or even named) from JSON.
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
@@ -123,8 +123,8 @@ func TestJSONFieldNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Cleanup()
-	if _, ok := s.Handle.Backend.(*Client); !ok {
-		t.Fatalf("Provision left %#v in the Handle, want a *Client", s.Handle.Backend)
+	if _, ok := s.Handle.Backend.(*Backend); !ok {
+		t.Fatalf("Provision left %#v in the Handle, want a *Backend", s.Handle.Backend)
 	}
 	if b, err = json.Marshal(s); err != nil || string(b) != want {
 		t.Fatalf("JSON of a provisioned Store = %s, %v; want %s", b, err, want)

@@ -35,7 +35,7 @@
 // reached disk.
 //
 // The Store type is the Caddy module http.alipay_order_sync.stores.redis;
-// Client is the plain Go API it wraps.
+// Backend is the plain Go API it wraps.
 package redisstore
 
 import (
@@ -73,7 +73,7 @@ const (
 	lockMaxBackoff = 50 * time.Millisecond
 )
 
-// Options configures New.
+// Options configures Open.
 type Options struct {
 	// Addr is the server's host:port. Required.
 	Addr string
@@ -101,22 +101,22 @@ type Options struct {
 	PoolSize int
 }
 
-// Client is a store.Backend backed by one Redis server. It is safe for
-// concurrent use; create one per configuration and Close it when done.
-type Client struct {
+// Backend is a store.Backend on one Redis server. It is safe for
+// concurrent use; Close it when done.
+type Backend struct {
 	rdb    *redis.Client
 	prefix string
 }
 
-// New returns a Client for opts. It does not contact the server: the first
-// operation connects, so that loading a configuration (caddy validate)
-// neither waits for nor requires a reachable Redis.
-func New(opts Options) (*Client, error) {
+// Open returns a Backend for opts. It does not contact the server: the
+// first operation connects (and a server that is down is reported by the
+// operations, until it is back).
+func Open(opts Options) (*Backend, error) {
 	if opts.Addr == "" {
-		return nil, errors.New("redis store: address is required")
+		return nil, fail("open", errors.New("address is required"))
 	}
 	if opts.DB < 0 {
-		return nil, fmt.Errorf("redis store: db must be >= 0, got %d", opts.DB)
+		return nil, fail("open", fmt.Errorf("db must be >= 0, got %d", opts.DB))
 	}
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = DefaultKeyPrefix
@@ -148,19 +148,19 @@ func New(opts Options) (*Client, error) {
 		ContextTimeoutEnabled: true,
 		ClientName:            "alipay_order_sync",
 	})
-	return &Client{rdb: rdb, prefix: opts.KeyPrefix}, nil
+	return &Backend{rdb: rdb, prefix: opts.KeyPrefix}, nil
 }
 
-// Close closes the client's connections. Operations after Close fail.
-func (c *Client) Close() error {
+// Close closes the connections. Operations after Close fail.
+func (c *Backend) Close() error {
 	if err := c.rdb.Close(); err != nil {
-		return fmt.Errorf("redis store: close: %w", err)
+		return fail("close", err)
 	}
 	return nil
 }
 
 // Claim implements store.Backend.
-func (c *Client) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, token string, lease time.Duration) (store.ClaimResult, error) {
+func (c *Backend) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, token string, lease time.Duration) (store.ClaimResult, error) {
 	ms, err := millis("claim", "lease", lease)
 	if err != nil {
 		return store.ClaimResult{}, err
@@ -185,17 +185,17 @@ func (c *Client) Claim(ctx context.Context, key store.RequestKey, hash store.Bod
 			return store.ClaimResult{}, fail("claim", errors.New("done record without a reply"))
 		}
 		blob, _ := res[1].(string)
-		reply, err := decodeReply([]byte(blob))
+		reply, err := store.DecodeReply([]byte(blob))
 		if err != nil {
 			return store.ClaimResult{}, fail("claim", err)
 		}
-		return store.ClaimResult{Status: store.Done, Reply: &reply}, nil
+		return store.ClaimResult{Status: store.Done, Reply: reply}, nil
 	}
 	return store.ClaimResult{}, fail("claim", fmt.Errorf("unexpected script reply %v", res[0]))
 }
 
 // Release implements store.Backend.
-func (c *Client) Release(ctx context.Context, key store.RequestKey, token string) error {
+func (c *Backend) Release(ctx context.Context, key store.RequestKey, token string) error {
 	if err := releaseScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, token).Err(); err != nil {
 		return fail("release", err)
 	}
@@ -203,12 +203,12 @@ func (c *Client) Release(ctx context.Context, key store.RequestKey, token string
 }
 
 // Finish implements store.Backend.
-func (c *Client) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+func (c *Backend) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
 	ms, err := millis("finish", "ttl", ttl)
 	if err != nil {
 		return err
 	}
-	ok, err := finishScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, token, encodeReply(reply), ms).Int()
+	ok, err := finishScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, token, store.EncodeReply(reply), ms).Int()
 	if err != nil {
 		return fail("finish", err)
 	}
@@ -222,7 +222,7 @@ func (c *Client) Finish(ctx context.Context, key store.RequestKey, token string,
 // holder's token with PX = lease; UnlockOrder deletes it only if it still
 // holds that token, so a holder whose lease ran out never releases the lock
 // of the instance that took over.
-func (c *Client) LockOrder(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
+func (c *Backend) LockOrder(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
 	ms, err := millis("lock order", "lease", lease)
 	if err != nil {
 		return err
@@ -255,7 +255,7 @@ func (c *Client) LockOrder(ctx context.Context, key store.OrderKey, token string
 }
 
 // UnlockOrder implements store.Backend.
-func (c *Client) UnlockOrder(ctx context.Context, key store.OrderKey, token string) error {
+func (c *Backend) UnlockOrder(ctx context.Context, key store.OrderKey, token string) error {
 	if err := unlockScript.Run(ctx, c.rdb, []string{c.lockKey(key)}, token).Err(); err != nil {
 		return fail("unlock order", err)
 	}
@@ -263,7 +263,7 @@ func (c *Client) UnlockOrder(ctx context.Context, key store.OrderKey, token stri
 }
 
 // GetOrder implements store.Backend.
-func (c *Client) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
+func (c *Backend) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order, error) {
 	blob, err := c.rdb.HGet(ctx, c.orderKey(key), "o").Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -271,22 +271,22 @@ func (c *Client) GetOrder(ctx context.Context, key store.OrderKey) (*store.Order
 	if err != nil {
 		return nil, fail("get order", err)
 	}
-	o, err := decodeOrder(blob)
+	o, err := store.DecodeOrder(blob)
 	if err != nil {
 		return nil, fail("get order", err)
 	}
-	return &o, nil
+	return o, nil
 }
 
 // CommitSuccess implements store.Backend. The claim is checked before the
 // order, so a caller whose claim expired gets ErrNotOwner even if the order
 // also moved on.
-func (c *Client) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+func (c *Backend) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
 	ms, err := millis("commit success", "ttl", ttl)
 	if err != nil {
 		return err
 	}
-	blob := encodeOrder(next)
+	blob := store.EncodeOrder(next)
 	args := make([]any, 0, 11)
 	args = append(args, token)
 	if prev == nil {
@@ -294,7 +294,7 @@ func (c *Client) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *s
 	} else {
 		args = append(args, "1", prev.Status, strconv.FormatInt(prev.ModifyTime, 10), prev.RequestID)
 	}
-	args = append(args, next.Status, strconv.FormatInt(next.ModifyTime, 10), next.RequestID, blob, encodeReply(reply), ms)
+	args = append(args, next.Status, strconv.FormatInt(next.ModifyTime, 10), next.RequestID, blob, store.EncodeReply(reply), ms)
 	res, err := commitScript.Run(ctx, c.rdb, []string{c.orderKey(okey), c.requestKey(rkey)}, args...).Int()
 	if err != nil {
 		return fail("commit success", err)
@@ -313,7 +313,7 @@ func (c *Client) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *s
 // GetRequest implements store.Backend. ExpiresAt is the server's remaining
 // time to live added to this machine's clock, so it is approximate by the
 // round trip.
-func (c *Client) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
+func (c *Backend) GetRequest(ctx context.Context, key store.RequestKey) (*store.RequestRecord, error) {
 	res, err := getRequestScript.Run(ctx, c.rdb, []string{c.requestKey(key)}).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -333,12 +333,12 @@ func (c *Client) GetRequest(ctx context.Context, key store.RequestKey) (*store.R
 		return nil, fail("get request", errors.New("malformed body hash"))
 	}
 	if done == "1" {
-		reply, err := decodeReply([]byte(blob))
+		reply, err := store.DecodeReply([]byte(blob))
 		if err != nil {
 			return nil, fail("get request", err)
 		}
 		rec.Done = true
-		rec.Reply = &reply
+		rec.Reply = reply
 	}
 	if pttl > 0 {
 		rec.ExpiresAt = time.Now().Add(time.Duration(pttl) * time.Millisecond)
@@ -350,29 +350,28 @@ func (c *Client) GetRequest(ctx context.Context, key store.RequestKey) (*store.R
 // separates the two ids, and '{' '}' would move the Cluster hash tag.
 var keyEscaper = strings.NewReplacer("%", "%25", ":", "%3A", "{", "%7B", "}", "%7D")
 
-func (c *Client) orderKey(k store.OrderKey) string {
+func (c *Backend) orderKey(k store.OrderKey) string {
 	return c.prefix + "order:{" + keyEscaper.Replace(k.ClientID) + ":" + keyEscaper.Replace(k.MerchantBizNo) + "}"
 }
 
-func (c *Client) lockKey(k store.OrderKey) string {
+func (c *Backend) lockKey(k store.OrderKey) string {
 	return c.prefix + "lock:{" + keyEscaper.Replace(k.ClientID) + ":" + keyEscaper.Replace(k.MerchantBizNo) + "}"
 }
 
-func (c *Client) requestKey(k store.RequestKey) string {
+func (c *Backend) requestKey(k store.RequestKey) string {
 	return c.prefix + "req:{" + keyEscaper.Replace(k.ClientID) + ":" + keyEscaper.Replace(k.RequestID) + "}"
 }
 
-// millis converts a lease or TTL for PX, rounding up: a sub-millisecond
-// duration must not become 0, which Redis rejects.
+// millis checks a lease or TTL of op (store.CheckDuration) and converts it
+// for PX, rounding up: a sub-millisecond duration must not become 0, which
+// Redis rejects.
 func millis(op, what string, d time.Duration) (int64, error) {
-	if d <= 0 {
-		return 0, fmt.Errorf("redis store: %s: %s must be positive, got %v", op, what, d)
+	if err := store.CheckDuration(what, d); err != nil {
+		return 0, fail(op, err)
 	}
 	return int64((d + time.Millisecond - 1) / time.Millisecond), nil
 }
 
 // fail names the store and the operation. go-redis errors carry the
 // address and the server's message but never the password.
-func fail(op string, err error) error {
-	return fmt.Errorf("redis store: %s: %w", op, err)
-}
+func fail(op string, err error) error { return &store.Error{Backend: "redis", Op: op, Err: err} }

@@ -31,8 +31,8 @@ func testReply(body string) store.Reply {
 // transition must happen exactly once.
 func TestTwoInstancesLockedTransition(t *testing.T) {
 	addr, prefix := sharedAddr(t), uniquePrefix()
-	a := store.New(newClientPrefix(t, addr, prefix), store.Options{})
-	b := store.New(newClientPrefix(t, addr, prefix), store.Options{})
+	a := store.New(newBackendPrefix(t, addr, prefix), store.Options{})
+	b := store.New(newBackendPrefix(t, addr, prefix), store.Options{})
 	defer a.Wait()
 	defer b.Wait()
 	okey := store.OrderKey{ClientID: "client:1", MerchantBizNo: "biz{1}"}
@@ -108,7 +108,7 @@ func TestTwoInstancesLockedTransition(t *testing.T) {
 // whichever instance they run on.
 func TestTwoInstancesStaleCommit(t *testing.T) {
 	addr, prefix := sharedAddr(t), uniquePrefix()
-	clients := []*Client{newClientPrefix(t, addr, prefix), newClientPrefix(t, addr, prefix)}
+	clients := []*Backend{newBackendPrefix(t, addr, prefix), newBackendPrefix(t, addr, prefix)}
 	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -182,7 +182,7 @@ func TestTwoInstancesStaleCommit(t *testing.T) {
 // token. The second run must not turn the caller's own claim, lock or
 // commit against it.
 func TestScriptsSurviveRetry(t *testing.T) {
-	c := newClient(t)
+	c := newBackend(t)
 	ctx := context.Background()
 	rkey := store.RequestKey{ClientID: "c", RequestID: "r"}
 	rk := c.requestKey(rkey)
@@ -194,7 +194,7 @@ func TestScriptsSurviveRetry(t *testing.T) {
 		}
 	}
 	for range 2 {
-		if n, err := finishScript.Run(ctx, c.rdb, []string{rk}, "tok", encodeReply(testReply("x")), 60000).Int(); err != nil || n != 1 {
+		if n, err := finishScript.Run(ctx, c.rdb, []string{rk}, "tok", store.EncodeReply(testReply("x")), 60000).Int(); err != nil || n != 1 {
 			t.Fatalf("finish run: %v %v", n, err)
 		}
 	}
@@ -226,7 +226,7 @@ func TestScriptsSurviveRetry(t *testing.T) {
 // TestKeysDoNotCollide: ids may contain ':' and braces; distinct ids must
 // give distinct keys, each with exactly one, well-formed hash tag.
 func TestKeysDoNotCollide(t *testing.T) {
-	c := &Client{prefix: DefaultKeyPrefix}
+	c := &Backend{prefix: DefaultKeyPrefix}
 	keys := map[string]store.OrderKey{}
 	for _, k := range [][2]string{
 		{"a:b", "c"}, {"a", "b:c"}, {"a{", "}b"}, {"a", "{}b"}, {"a%3Ab", "c"}, {"a", ""}, {"", "a"},
@@ -259,7 +259,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	c := newClientPrefix(t, addr, "down:")
+	c := newBackendPrefix(t, addr, "down:")
 	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
 	rkey := store.RequestKey{ClientID: "c", RequestID: "r"}
 	if _, err := c.GetOrder(context.Background(), okey); err != nil {
@@ -326,7 +326,7 @@ func TestErrorsHideThePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "wrong-secret-xyzzy"
-	c, err := New(Options{Addr: addr, Password: secret})
+	c, err := Open(Options{Addr: addr, Password: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,18 +342,9 @@ func TestErrorsHideThePassword(t *testing.T) {
 	}
 }
 
-func TestNonPositiveDurationsRejected(t *testing.T) {
-	c := newClient(t)
-	ctx := context.Background()
-	if _, err := c.Claim(ctx, store.RequestKey{ClientID: "c", RequestID: "r"}, store.BodyHash{}, "t", 0); err == nil {
-		t.Error("Claim with a zero lease succeeded")
-	}
-	if err := c.LockOrder(ctx, store.OrderKey{ClientID: "c", MerchantBizNo: "m"}, "t", -time.Second); err == nil {
-		t.Error("LockOrder with a negative lease succeeded")
-	}
-	if err := c.Finish(ctx, store.RequestKey{ClientID: "c", RequestID: "r"}, "t", store.Reply{}, 0); err == nil {
-		t.Error("Finish with a zero ttl succeeded")
-	}
+// TestMillisRoundsUp: a sub-millisecond lease must not become PX 0, which
+// Redis refuses.
+func TestMillisRoundsUp(t *testing.T) {
 	if ms, _ := millis("op", "d", time.Microsecond); ms != 1 {
 		t.Errorf("1µs rounds to %dms, want 1", ms)
 	}

@@ -103,6 +103,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Backend) {
 		{"ClaimValueNotClaimed", testClaimValueNotClaimed},
 		{"ClaimValueEndedContext", testClaimValueEndedContext},
 		{"LockValue", testLockValue},
+		{"NonPositiveDurations", testNonPositiveDurations},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -1574,4 +1575,29 @@ func testLockValue(t *testing.T, s store.Backend, ids *idSource) {
 	if lockHeld(t, s, key, patience) {
 		t.Fatal("a failed LockOrder left the lock held")
 	}
+}
+
+// testNonPositiveDurations: a lease or TTL that is not positive is refused
+// (store.CheckDuration), with a store.Error naming the operation, before
+// anything is done.
+func testNonPositiveDurations(t *testing.T, s store.Backend, ids *idSource) {
+	ctx := ctxFor(t)
+	rkey, okey := ids.request(), ids.order()
+	tok := mustClaim(t, s, rkey, bodyA, longLease)
+	for name, err := range map[string]error{
+		"Claim": func() error {
+			_, err := s.Claim(ctx, ids.request(), bodyA, token(), 0)
+			return err
+		}(),
+		"Finish":        s.Finish(ctx, rkey, tok, sampleReply("f"), 0),
+		"LockOrder":     s.LockOrder(ctx, okey, token(), -time.Second),
+		"CommitSuccess": s.CommitSuccess(ctx, okey, nil, sampleOrder("A", 1, rkey.RequestID), rkey, tok, sampleReply("c"), -1),
+	} {
+		var se *store.Error
+		if !errors.As(err, &se) || se.Op == "" || se.Backend == "" {
+			t.Errorf("%s with a non-positive duration: %v, want a *store.Error naming the operation", name, err)
+		}
+	}
+	commitRejected(t, s, okey, nil, rkey, tok)
+	mustLock(t, s, okey, longLease)()
 }
