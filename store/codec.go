@@ -21,6 +21,7 @@ import (
 //
 //	str  = uvarint length, bytes
 //	opt  = uvarint length+1 (0 = nil), bytes: keeps nil and empty apart
+//	time = varint Unix seconds, uvarint nanoseconds: the instant, read back in UTC
 //
 // Decoders bound every length by the bytes left, so damaged or truncated
 // data is an error, never a panic or an allocation larger than the data,
@@ -141,9 +142,7 @@ func DecodeReply(data []byte) (*Reply, error) {
 // An Order is encoded as
 //
 //	version(1) | str scenario | str status | varint modifyTime | str orderId
-//	| opt distributeResult | str requestId | varint updatedAt seconds | uvarint nanoseconds
-//
-// updatedAt comes back in UTC (the instant, not the location, is kept).
+//	| opt distributeResult | str requestId | time updatedAt
 const orderFormat = 1
 
 // EncodeOrder returns o's encoding.
@@ -156,8 +155,7 @@ func EncodeOrder(o Order) []byte {
 	b = appendStr(b, o.OrderID)
 	b = appendOpt(b, o.DistributeResult)
 	b = appendStr(b, o.RequestID)
-	b = binary.AppendVarint(b, o.UpdatedAt.Unix())
-	return binary.AppendUvarint(b, uint64(o.UpdatedAt.Nanosecond()))
+	return appendTime(b, o.UpdatedAt)
 }
 
 // DecodeOrder decodes what EncodeOrder made. Data of an unknown format
@@ -176,15 +174,10 @@ func DecodeOrder(data []byte) (*Order, error) {
 		out.DistributeResult = append(make([]byte, 0, len(dr)), dr...)
 	}
 	out.RequestID = string(d.bytes())
-	sec := d.varint()
-	nsec := d.uvarint()
+	out.UpdatedAt = d.time()
 	if err := d.end(); err != nil {
 		return nil, err
 	}
-	if nsec >= uint64(time.Second) {
-		return nil, errCorrupt
-	}
-	out.UpdatedAt = time.Unix(sec, int64(nsec)).UTC()
 	return &out, nil
 }
 
@@ -202,6 +195,11 @@ func SameVersion(a, b *Order) bool {
 func appendStr[S ~string | ~[]byte](b []byte, s S) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
 
 func appendOpt(b []byte, s []byte) []byte {
@@ -256,6 +254,20 @@ func (d *decoder) varint() int64 {
 
 // bytes reads a str. The result aliases the input.
 func (d *decoder) bytes() []byte { return d.take(d.uvarint()) }
+
+// time reads a time.
+func (d *decoder) time() time.Time {
+	sec := d.varint()
+	nsec := d.uvarint()
+	if d.err != nil {
+		return time.Time{}
+	}
+	if nsec >= uint64(time.Second) {
+		d.err = errCorrupt
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
 
 // opt reads an opt; present is false for nil. The result aliases the input.
 func (d *decoder) opt() (b []byte, present bool) {

@@ -34,7 +34,7 @@ const (
 func EncodeEntry(e *Entry) []byte {
 	var reply []byte
 	if e.Reply != nil {
-		reply = encodeReplyRecord(*e.Reply)
+		reply = EncodeReply(*e.Reply)
 	}
 	size := 1 + len(e.ClientID) + len(e.RequestID) + len(e.MerchantBizNo) + len(e.Scenario) + len(e.OrderStatus) +
 		len(e.Body) + len(e.BodyHash) + len(e.State) + len(e.LastError) + len(reply) + len(e.Callback.WebhookID) +
@@ -109,7 +109,7 @@ func DecodeEntry(data []byte) (*Entry, error) {
 		return nil, errCorrupt
 	}
 	if hasReply {
-		r, err := decodeReplyRecord(reply)
+		r, err := DecodeReply(reply)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +143,7 @@ const laneFormat = 1
 func EncodeLaneRecord(r *LaneRecord) []byte {
 	var accepted []byte
 	if r.Accepted != nil {
-		accepted = encodeOrderRecord(*r.Accepted)
+		accepted = EncodeOrder(*r.Accepted)
 	}
 	size := 1 + 4*binary.MaxVarintLen64 + len(accepted)
 	for _, id := range r.Queue {
@@ -185,59 +185,13 @@ func DecodeLaneRecord(data []byte) (*LaneRecord, error) {
 		return nil, err
 	}
 	if hasAccepted {
-		o, err := decodeOrderRecord(accepted)
+		o, err := DecodeOrder(accepted)
 		if err != nil {
 			return nil, err
 		}
 		r.Accepted = o
 	}
 	return &r, nil
-}
-
-// encodeReplyRecord and the three below are the ingress records' codecs,
-// which the outbox's records embed.
-func encodeReplyRecord(r Reply) []byte {
-	b, _ := r.MarshalBinary()
-	return b
-}
-
-func decodeReplyRecord(b []byte) (*Reply, error) {
-	var r Reply
-	if err := r.UnmarshalBinary(b); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
-func encodeOrderRecord(o Order) []byte {
-	b, _ := o.MarshalBinary()
-	return b
-}
-
-func decodeOrderRecord(b []byte) (*Order, error) {
-	var o Order
-	if err := o.UnmarshalBinary(b); err != nil {
-		return nil, err
-	}
-	return &o, nil
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-func (d *decoder) time() time.Time {
-	sec := d.varint()
-	nsec := d.uvarint()
-	if d.err != nil {
-		return time.Time{}
-	}
-	if nsec >= uint64(time.Second) {
-		d.err = errCorrupt
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
 }
 
 // count reads a uvarint that must fit an int.
