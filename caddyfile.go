@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/signature"
 )
 
@@ -149,7 +150,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !validStatusKey(key) {
 				return d.Errf("map_status: %q is not an HTTP status (e.g. 409) or class (4xx, 5xx)", key)
 			}
-			if _, ok := lookupResultCode(code); !ok {
+			if _, ok := orderflow.LookupCode(code); !ok {
 				return d.Errf("map_status: unknown result code %q", code)
 			}
 			if h.MapStatus == nil {

@@ -1,128 +1,15 @@
 package ordersync
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
-	"sort"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
-	"github.com/caddy-alipay/ordersync/message"
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/signature"
 	"github.com/caddy-alipay/ordersync/store"
 )
-
-// resultCode is one AlipayHK result code with its status letter.
-type resultCode struct {
-	Code   string
-	Status string // S, F or U
-}
-
-// The result codes the gateway answers with (docs/SPEC.md §5; the README's
-// "What the caller gets" says which situation gets which).
-var (
-	codeSuccess            = resultCode{"SUCCESS", "S"}
-	codeMethodNotSupported = resultCode{"METHOD_NOT_SUPPORTED", "F"}
-	codeMediaType          = resultCode{"MEDIA_TYPE_NOT_ACCEPTABLE", "F"}
-	codeInvalidClient      = resultCode{"INVALID_CLIENT", "F"}
-	codeKeyNotFound        = resultCode{"KEY_NOT_FOUND", "F"}
-	codeInvalidSignature   = resultCode{"INVALID_SIGNATURE", "F"}
-	codeParamIllegal       = resultCode{"PARAM_ILLEGAL", "F"}
-	codeUnsupported        = resultCode{"UN_SUPPORT_BUSINESS", "F"}
-	codeOrderStatus        = resultCode{"ORDER_STATUS_INVALID", "F"}
-	codeUnknown            = resultCode{"UNKNOWN_EXCEPTION", "U"}
-	codeTrafficExceed      = resultCode{"REQUEST_TRAFFIC_EXCEED_LIMIT", "U"}
-)
-
-var knownCodes = map[string]resultCode{}
-
-func init() {
-	for _, rc := range []resultCode{codeSuccess, codeMethodNotSupported, codeMediaType, codeInvalidClient,
-		codeKeyNotFound, codeInvalidSignature, codeParamIllegal, codeUnsupported, codeOrderStatus,
-		codeUnknown, codeTrafficExceed} {
-		knownCodes[rc.Code] = rc
-	}
-}
-
-func lookupResultCode(code string) (resultCode, bool) {
-	rc, ok := knownCodes[code]
-	return rc, ok
-}
-
-func resultCodeNames() []string {
-	names := make([]string, 0, len(knownCodes))
-	for name := range knownCodes {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// outcome is the answer to one request before it is serialized.
-type outcome struct {
-	code             resultCode
-	message          string
-	orderID          string
-	orderStatus      string
-	distributeResult json.RawMessage
-}
-
-type envelopeResult struct {
-	ResultCode    string `json:"resultCode"`
-	ResultStatus  string `json:"resultStatus"`
-	ResultMessage string `json:"resultMessage"`
-}
-
-type envelope struct {
-	Result           envelopeResult  `json:"result"`
-	OrderID          string          `json:"orderId,omitempty"`
-	OrderStatus      string          `json:"orderStatus,omitempty"`
-	DistributeResult json.RawMessage `json:"distributeResult,omitempty"`
-}
-
-// body serializes the envelope. Only SUCCESS carries the order fields.
-func (o outcome) body() []byte {
-	env := envelope{Result: envelopeResult{
-		ResultCode:    o.code.Code,
-		ResultStatus:  o.code.Status,
-		ResultMessage: truncateMessage(o.message),
-	}}
-	if o.code == codeSuccess {
-		env.OrderID = o.orderID
-		env.OrderStatus = o.orderStatus
-		env.DistributeResult = o.distributeResult
-		if len(env.DistributeResult) == 0 {
-			env.DistributeResult = json.RawMessage("[]")
-		}
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(env); err != nil {
-		// Only a malformed distributeResult can fail here, and it was
-		// validated as JSON when captured; fall back to a bare envelope.
-		env.DistributeResult = json.RawMessage("[]")
-		buf.Reset()
-		_ = enc.Encode(env)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-}
-
-// truncateMessage keeps resultMessage within its cap (docs/SPEC.md §5),
-// the same message.MaxResultMessageLen the field errors are bounded by.
-func truncateMessage(s string) string {
-	if len(s) <= message.MaxResultMessageLen {
-		return s
-	}
-	s = s[:message.MaxResultMessageLen]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
 
 // The gateway's own reply headers, named as they go on the wire: in
 // lowercase, as AlipayHK sends them. The official SDKs read these names, and
@@ -160,8 +47,8 @@ func wireHeaderName(name string) string {
 // reply turns an outcome into the exact bytes and headers sent to the
 // caller; the same value is what the replay store keeps, under the same
 // (wire) header names.
-func (h *Handler) reply(r *http.Request, clientID string, o outcome) store.Reply {
-	body := o.body()
+func (h *Handler) reply(r *http.Request, clientID string, o orderflow.Outcome) store.Reply {
+	body := o.Body()
 	now := time.Now()
 	respTime := signature.FormatTime(now)
 	header := map[string][]string{

@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 )
 
 // maxReplySize caps how much of the upstream's reply is captured; a larger
@@ -184,7 +186,7 @@ func (c *captureWriter) result() (int, []byte, bool) {
 
 // mapped is an upstream reply turned into an outcome.
 type mapped struct {
-	outcome outcome
+	outcome orderflow.Outcome
 	reason  string // short label for logs and metrics
 }
 
@@ -193,7 +195,7 @@ type mapped struct {
 // and UNKNOWN_EXCEPTION for everything else.
 func (h *Handler) mapReply(up upstreamReply, orderStatus string) mapped {
 	unknown := func(reason, msg string) mapped {
-		return mapped{outcome: outcome{code: codeUnknown, message: msg}, reason: reason}
+		return mapped{outcome: orderflow.Outcome{Code: orderflow.UnknownException, Message: msg}, reason: reason}
 	}
 	switch {
 	case up.neverDone || up.timedOut:
@@ -219,16 +221,16 @@ func (h *Handler) mapReply(up upstreamReply, orderStatus string) mapped {
 	parsed, isJSON := parseUpstreamBody(up.body)
 	// (a) a known resultCode wins whatever the HTTP status.
 	if isJSON && parsed.code != "" {
-		rc, known := lookupResultCode(parsed.code)
+		rc, known := orderflow.LookupCode(parsed.code)
 		if !known {
 			return unknown("unknown_code", "upstream: answered an unknown resultCode")
 		}
-		if rc != codeSuccess {
+		if rc != orderflow.Success {
 			msg := parsed.message
 			if msg == "" {
-				msg = "upstream: " + rc.Code
+				msg = "upstream: " + string(rc)
 			}
-			return mapped{outcome: outcome{code: rc, message: msg}, reason: "result_code"}
+			return mapped{outcome: orderflow.Outcome{Code: rc, Message: msg}, reason: "result_code"}
 		}
 		if parsed.orderID == "" {
 			return unknown("no_order_id", "upstream: SUCCESS without orderId")
@@ -247,13 +249,13 @@ func (h *Handler) mapReply(up upstreamReply, orderStatus string) mapped {
 	}
 	// (c) the status table, with map_status overrides.
 	if rc, ok := h.codeForStatus(up.status); ok {
-		return mapped{outcome: outcome{code: rc, message: "upstream: HTTP " + strconv.Itoa(up.status)}, reason: "status"}
+		return mapped{outcome: orderflow.Outcome{Code: rc, Message: "upstream: HTTP " + strconv.Itoa(up.status)}, reason: "status"}
 	}
 	// (d) everything else.
 	return unknown("status", "upstream: HTTP "+strconv.Itoa(up.status)+"; retry later")
 }
 
-func (h *Handler) codeForStatus(status int) (resultCode, bool) {
+func (h *Handler) codeForStatus(status int) (orderflow.Code, bool) {
 	if rc, ok := h.statusMap[strconv.Itoa(status)]; ok {
 		return rc, true
 	}
@@ -262,24 +264,24 @@ func (h *Handler) codeForStatus(status int) (resultCode, bool) {
 	}
 	switch status {
 	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return codeParamIllegal, true
+		return orderflow.ParamIllegal, true
 	case http.StatusConflict:
-		return codeOrderStatus, true
+		return orderflow.OrderStatusInvalid, true
 	case http.StatusNotFound, http.StatusNotImplemented:
-		return codeUnsupported, true
+		return orderflow.UnSupportBusiness, true
 	case http.StatusTooManyRequests:
-		return codeTrafficExceed, true
+		return orderflow.RequestTrafficExceedLimit, true
 	}
-	return resultCode{}, false
+	return "", false
 }
 
-func successOutcome(p parsedReply, orderStatus string) outcome {
-	return outcome{
-		code:             codeSuccess,
-		message:          "success",
-		orderID:          p.orderID,
-		orderStatus:      orderStatus,
-		distributeResult: p.distributeResult,
+func successOutcome(p parsedReply, orderStatus string) orderflow.Outcome {
+	return orderflow.Outcome{
+		Code:             orderflow.Success,
+		Message:          "success",
+		OrderID:          p.orderID,
+		OrderStatus:      orderStatus,
+		DistributeResult: p.distributeResult,
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/message"
 	"github.com/caddy-alipay/ordersync/scenario"
 	"github.com/caddy-alipay/ordersync/signature"
@@ -76,20 +77,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // process returns either a stored reply to send as is (replay) or an outcome.
-func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Handler) (*store.Reply, outcome) {
+func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Handler) (*store.Reply, orderflow.Outcome) {
 	r := x.r
 	if h.Offline {
-		return nil, h.fail(x, codeUnsupported, "offline", "service: the order sync API is offline for maintenance")
+		return nil, h.fail(x, orderflow.UnSupportBusiness, "offline", "service: the order sync API is offline for maintenance")
 	}
 	if r.Method != http.MethodPost {
-		return nil, h.fail(x, codeMethodNotSupported, "method", "method: only POST is supported")
+		return nil, h.fail(x, orderflow.MethodNotSupported, "method", "method: only POST is supported")
 	}
 	if !jsonContentType(r.Header.Values("Content-Type")) {
-		return nil, h.fail(x, codeMediaType, "media_type", "Content-Type: must be application/json")
+		return nil, h.fail(x, orderflow.MediaTypeNotAcceptable, "media_type", "Content-Type: must be application/json")
 	}
 	raw, err := readBody(w, r, h.MaxBodySize)
 	if err != nil {
-		return nil, h.fail(x, codeParamIllegal, "body_size", err.Error())
+		return nil, h.fail(x, orderflow.ParamIllegal, "body_size", err.Error())
 	}
 	x.raw = raw
 
@@ -99,43 +100,43 @@ func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Han
 
 	if r.Header.Get("Encrypt") != "" {
 		// AlipayHK publishes no cipher details and no SDK implements it.
-		return nil, h.fail(x, codeParamIllegal, "encrypted", "Encrypt: encrypted request bodies are not supported")
+		return nil, h.fail(x, orderflow.ParamIllegal, "encrypted", "Encrypt: encrypted request bodies are not supported")
 	}
 	doc, err := message.Decode(raw)
 	if err != nil {
-		return nil, h.fail(x, codeParamIllegal, "json", err.Error())
+		return nil, h.fail(x, orderflow.ParamIllegal, "json", err.Error())
 	}
 	if err := h.baseSchema.Validate(doc.Tree()); err != nil {
 		x.requestID, x.merchantBizNo = loggableIDs(doc)
-		return nil, h.fail(x, codeParamIllegal, "schema", err.Error())
+		return nil, h.fail(x, orderflow.ParamIllegal, "schema", err.Error())
 	}
 	req, err := doc.Request()
 	if err != nil {
-		return nil, h.fail(x, codeParamIllegal, "json", err.Error())
+		return nil, h.fail(x, orderflow.ParamIllegal, "json", err.Error())
 	}
 	x.req = req
 	if c := h.clients[x.clientID]; c != nil && c.merchants != nil {
 		if _, ok := c.merchants[req.MerchantID]; !ok {
-			return nil, h.fail(x, codeUnsupported, "merchant", "merchantId: not allowed for this client")
+			return nil, h.fail(x, orderflow.UnSupportBusiness, "merchant", "merchantId: not allowed for this client")
 		}
 	}
 	sc := h.scenarios.Match(req)
 	if sc == nil {
-		return nil, h.fail(x, codeUnsupported, "no_scenario", "merchantBizType: no enabled scenario matches this request")
+		return nil, h.fail(x, orderflow.UnSupportBusiness, "no_scenario", "merchantBizType: no enabled scenario matches this request")
 	}
 	x.scenario = sc
 	if err := sc.Validate(doc.Tree()); err != nil {
-		return nil, h.fail(x, codeParamIllegal, "schema", err.Error())
+		return nil, h.fail(x, orderflow.ParamIllegal, "schema", err.Error())
 	}
 	if !sc.Machine().Has(req.OrderStatus) {
-		return nil, h.fail(x, codeParamIllegal, "schema", "orderStatus: not a status of scenario "+sc.Name())
+		return nil, h.fail(x, orderflow.ParamIllegal, "schema", "orderStatus: not a status of scenario "+sc.Name())
 	}
 	return h.sync(x, next)
 }
 
 // sync is everything after validation: replay check, order lock,
 // transition, forward, commit.
-func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outcome) {
+func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, orderflow.Outcome) {
 	ctx, cancel := context.WithTimeout(x.r.Context(), time.Duration(h.UpstreamTimeout))
 	defer cancel()
 	req := x.req
@@ -151,14 +152,14 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	case store.Done:
 		x.replay, x.reason = true, "replay"
 		h.metrics.replays.WithLabelValues(x.clientLabel).Inc()
-		return claim.Reply, outcome{}
+		return claim.Reply, orderflow.Outcome{}
 	case store.InFlight:
 		// Whatever its body: only a stored answer makes a body final
 		// (README, "What the caller gets"); the request in flight may still
 		// end U.
-		return nil, h.fail(x, codeUnknown, "in_flight", "requestId: a request with this requestId is still being processed; retry later")
+		return nil, h.fail(x, orderflow.UnknownException, "in_flight", "requestId: a request with this requestId is still being processed; retry later")
 	case store.Mismatch:
-		return nil, h.fail(x, codeParamIllegal, "request_id_reused", "requestId: already used with a different body")
+		return nil, h.fail(x, orderflow.ParamIllegal, "request_id_reused", "requestId: already used with a different body")
 	}
 	x.claim = claim
 
@@ -182,7 +183,7 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 		x.previous = prev.Status
 		if prev.Scenario != x.scenario.Name() {
 			h.metrics.rejections.WithLabelValues(x.scenario.Name(), "scenario_changed").Inc()
-			return nil, h.final(x, codeOrderStatus, "scenario_changed", "merchantBizNo: order belongs to scenario "+prev.Scenario)
+			return nil, h.final(x, orderflow.OrderStatusInvalid, "scenario_changed", "merchantBizNo: order belongs to scenario "+prev.Scenario)
 		}
 		current = &statemachine.State{Status: prev.Status, ModifyTime: prev.ModifyTime}
 	}
@@ -190,10 +191,10 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	switch decision.Verdict {
 	case statemachine.Reject:
 		h.metrics.rejections.WithLabelValues(x.scenario.Name(), "transition").Inc()
-		return nil, h.final(x, codeOrderStatus, "transition", decision.Reason)
+		return nil, h.final(x, orderflow.OrderStatusInvalid, "transition", decision.Reason)
 	case statemachine.AlreadyCurrent:
 		x.reason = "already_current"
-		return nil, h.final(x, codeSuccess, "already_current", "", withOrder(prev))
+		return nil, h.final(x, orderflow.Success, "already_current", "", withOrder(prev))
 	}
 
 	body := req.Normalize(x.clientID, x.scenario.Name(), x.previous)
@@ -205,12 +206,12 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	if up.err != nil {
 		h.logger.Debug("next handler returned an error", zap.Error(up.err))
 	}
-	switch m.outcome.code.Status {
-	case "U":
+	switch m.outcome.Code.Status() {
+	case orderflow.StatusUnknown:
 		h.release(x)
 		return nil, m.outcome
-	case "F":
-		return nil, h.final(x, m.outcome.code, m.reason, m.outcome.message)
+	case orderflow.StatusFailure:
+		return nil, h.final(x, m.outcome.Code, m.reason, m.outcome.Message)
 	}
 
 	// SUCCESS: the new state and the replay record are one durable write,
@@ -219,8 +220,8 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 		Scenario:         x.scenario.Name(),
 		Status:           req.OrderStatus,
 		ModifyTime:       req.ModifyTimeMillis(),
-		OrderID:          m.outcome.orderID,
-		DistributeResult: m.outcome.distributeResult,
+		OrderID:          m.outcome.OrderID,
+		DistributeResult: m.outcome.DistributeResult,
 		RequestID:        req.RequestID,
 		UpdatedAt:        time.Now().UTC(),
 	}
@@ -242,30 +243,30 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, outco
 	return &rep, m.outcome
 }
 
-type outcomeOption func(*outcome)
+type outcomeOption func(*orderflow.Outcome)
 
 func withOrder(o *store.Order) outcomeOption {
-	return func(out *outcome) {
-		out.orderID = o.OrderID
-		out.distributeResult = o.DistributeResult
+	return func(out *orderflow.Outcome) {
+		out.OrderID = o.OrderID
+		out.DistributeResult = o.DistributeResult
 	}
 }
 
 // fail is an answer given before the requestId was claimed: nothing is
 // stored, so a corrected retry under the same requestId is processed.
-func (h *Handler) fail(x *exchange, rc resultCode, reason, msg string) outcome {
+func (h *Handler) fail(x *exchange, rc orderflow.Code, reason, msg string) orderflow.Outcome {
 	x.reason = reason
-	return outcome{code: rc, message: msg}
+	return orderflow.Outcome{Code: rc, Message: msg}
 }
 
 // final is an answer given after the claim: F and S are stored for replay
 // (the caller of final writes the stored bytes), U releases the claim.
-func (h *Handler) final(x *exchange, rc resultCode, reason, msg string, opts ...outcomeOption) outcome {
+func (h *Handler) final(x *exchange, rc orderflow.Code, reason, msg string, opts ...outcomeOption) orderflow.Outcome {
 	x.reason = reason
-	o := outcome{code: rc, message: msg}
-	if rc == codeSuccess {
-		o.message = "success"
-		o.orderStatus = x.req.OrderStatus
+	o := orderflow.Outcome{Code: rc, Message: msg}
+	if rc == orderflow.Success {
+		o.Message = "success"
+		o.OrderStatus = x.req.OrderStatus
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -275,16 +276,16 @@ func (h *Handler) final(x *exchange, rc resultCode, reason, msg string, opts ...
 
 // storeDown answers U when the state store fails: never S without durable
 // state.
-func (h *Handler) storeDown(x *exchange, op string, err error) outcome {
+func (h *Handler) storeDown(x *exchange, op string, err error) orderflow.Outcome {
 	h.release(x)
 	h.logger.Error("state store failed", zap.String("operation", op), zap.Error(err))
 	if errors.Is(err, store.ErrLockTimeout) {
-		return h.fail(x, codeUnknown, "order_busy", "merchantBizNo: the order is busy with another request; retry later")
+		return h.fail(x, orderflow.UnknownException, "order_busy", "merchantBizNo: the order is busy with another request; retry later")
 	}
 	if errors.Is(err, store.ErrConflict) {
-		return h.fail(x, codeUnknown, "conflict", "merchantBizNo: the order changed concurrently; retry later")
+		return h.fail(x, orderflow.UnknownException, "conflict", "merchantBizNo: the order changed concurrently; retry later")
 	}
-	return h.fail(x, codeUnknown, "store_error", "service: state store unavailable; retry later")
+	return h.fail(x, orderflow.UnknownException, "store_error", "service: state store unavailable; retry later")
 }
 
 // release gives the claim up, if this request holds it. The store is
@@ -297,7 +298,7 @@ func (h *Handler) release(x *exchange) {
 
 // finish turns the outcome into bytes (unless a stored reply is given),
 // stores final answers made after the claim, writes, logs and counts.
-func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o outcome) {
+func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o orderflow.Outcome) {
 	if rep == nil {
 		built := h.reply(x.r, x.clientID, o)
 		if x.claim != nil {
@@ -317,9 +318,9 @@ func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o
 		}
 		rep = &built
 	}
-	code := o.code
+	code := o.Code
 	if x.replay {
-		code = replayedCode(rep.Body)
+		code = orderflow.CodeOf(rep.Body)
 	}
 	writeReply(w, *rep, x.tracerID)
 	h.observe(x, code)
@@ -372,53 +373,53 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // Each of Client-Id, Signature and Request-Time must be given once: with
 // two, "the first one wins" would let a proxy in front and the gateway
 // disagree on who signed what (README, "Security notes").
-func (h *Handler) authenticate(x *exchange) (outcome, bool) {
+func (h *Handler) authenticate(x *exchange) (orderflow.Outcome, bool) {
 	r := x.r
 	if x.clientIDHeaders > 1 {
 		h.metrics.signatureFailures.WithLabelValues("client").Inc()
-		return h.fail(x, codeInvalidClient, "client", "Client-Id: given more than once"), false
+		return h.fail(x, orderflow.InvalidClient, "client", "Client-Id: given more than once"), false
 	}
 	if x.clientID == "" {
 		h.metrics.signatureFailures.WithLabelValues("client").Inc()
-		return h.fail(x, codeInvalidClient, "client", "Client-Id: missing"), false
+		return h.fail(x, orderflow.InvalidClient, "client", "Client-Id: missing"), false
 	}
 	c := h.clients[x.clientID]
 	if h.InsecureSkipVerify {
-		return outcome{}, true
+		return orderflow.Outcome{}, true
 	}
 	if c == nil {
 		h.metrics.signatureFailures.WithLabelValues("client").Inc()
-		return h.fail(x, codeInvalidClient, "client", "Client-Id: not a registered client"), false
+		return h.fail(x, orderflow.InvalidClient, "client", "Client-Id: not a registered client"), false
 	}
 	for _, name := range []string{"Signature", "Request-Time"} {
 		if len(r.Header.Values(name)) > 1 {
 			h.metrics.signatureFailures.WithLabelValues("repeated").Inc()
-			return h.fail(x, codeInvalidSignature, "signature_repeated", name+": given more than once"), false
+			return h.fail(x, orderflow.InvalidSignature, "signature_repeated", name+": given more than once"), false
 		}
 	}
 	sigHeader := r.Header.Get("Signature")
 	if sigHeader == "" {
 		h.metrics.signatureFailures.WithLabelValues("missing").Inc()
-		return h.fail(x, codeInvalidSignature, "signature_missing", "Signature: missing"), false
+		return h.fail(x, orderflow.InvalidSignature, "signature_missing", "Signature: missing"), false
 	}
 	parsed, err := signature.ParseHeader(sigHeader)
 	if err != nil {
 		h.metrics.signatureFailures.WithLabelValues(signatureReason(err)).Inc()
-		return h.fail(x, codeInvalidSignature, "signature_malformed", err.Error()), false
+		return h.fail(x, orderflow.InvalidSignature, "signature_malformed", err.Error()), false
 	}
 	key, ok := c.keys[parsed.KeyVersion]
 	if !ok {
 		h.metrics.signatureFailures.WithLabelValues("key_not_found").Inc()
-		return h.fail(x, codeKeyNotFound, "key_not_found", "Signature: keyVersion "+safeToken(parsed.KeyVersion)+" is not registered for this client"), false
+		return h.fail(x, orderflow.KeyNotFound, "key_not_found", "Signature: keyVersion "+safeToken(parsed.KeyVersion)+" is not registered for this client"), false
 	}
 	reqTime := r.Header.Get("Request-Time")
 	if reqTime == "" {
 		h.metrics.signatureFailures.WithLabelValues("time").Inc()
-		return h.fail(x, codeInvalidSignature, "time", "Request-Time: missing"), false
+		return h.fail(x, orderflow.InvalidSignature, "time", "Request-Time: missing"), false
 	}
 	if err := signature.Verify(key, r.Method, signedPath(r), x.clientID, reqTime, x.raw, parsed.Signature); err != nil {
 		h.metrics.signatureFailures.WithLabelValues(signatureReason(err)).Inc()
-		return h.fail(x, codeInvalidSignature, "signature", err.Error()), false
+		return h.fail(x, orderflow.InvalidSignature, "signature", err.Error()), false
 	}
 	if h.timeWindow > 0 {
 		t, err := signature.ParseTime(reqTime)
@@ -427,10 +428,10 @@ func (h *Handler) authenticate(x *exchange) (outcome, bool) {
 		}
 		if err != nil {
 			h.metrics.signatureFailures.WithLabelValues("time").Inc()
-			return h.fail(x, codeInvalidSignature, "time", err.Error()), false
+			return h.fail(x, orderflow.InvalidSignature, "time", err.Error()), false
 		}
 	}
-	return outcome{}, true
+	return orderflow.Outcome{}, true
 }
 
 // safeToken keeps a short, printable token for a message (key versions are

@@ -1,13 +1,14 @@
 package ordersync
 
 import (
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 )
 
 // metrics are the module's collectors. They are created once per process
@@ -91,18 +92,18 @@ func (m *metrics) observeStore(op string, began time.Time, err error) {
 }
 
 // observe counts the answer and writes the one log line of the request.
-func (h *Handler) observe(x *exchange, code resultCode) {
+func (h *Handler) observe(x *exchange, code orderflow.Code) {
 	scenarioName := "none"
 	if x.scenario != nil {
 		scenarioName = x.scenario.Name()
 	}
-	h.metrics.requests.WithLabelValues(code.Code, code.Status, scenarioName, x.clientLabel).Inc()
+	h.metrics.requests.WithLabelValues(string(code), string(code.Status()), scenarioName, x.clientLabel).Inc()
 
 	fields := []zap.Field{
 		zap.String("client_id", x.clientID),
 		zap.String("scenario", scenarioName),
-		zap.String("result_code", code.Code),
-		zap.String("result_status", code.Status),
+		zap.String("result_code", string(code)),
+		zap.String("result_status", string(code.Status())),
 		zap.String("reason", x.reason),
 		zap.Bool("replay", x.replay),
 		zap.Duration("duration", time.Since(x.start)),
@@ -138,19 +139,4 @@ func mask(s string) string {
 		return "****"
 	}
 	return string(r[:2]) + "****" + string(r[len(r)-2:])
-}
-
-// replayedCode reads the result code back from a stored envelope so that
-// replays are counted under what they answer.
-func replayedCode(body []byte) resultCode {
-	var env struct {
-		Result envelopeResult `json:"result"`
-	}
-	if json.Unmarshal(body, &env) != nil {
-		return codeUnknown
-	}
-	if rc, ok := lookupResultCode(env.Result.ResultCode); ok {
-		return rc
-	}
-	return resultCode{Code: env.Result.ResultCode, Status: env.Result.ResultStatus}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/scenario"
 	"github.com/caddy-alipay/ordersync/schema"
 	"github.com/caddy-alipay/ordersync/signature"
@@ -92,7 +93,7 @@ type Handler struct {
 	scenarios  *scenario.Catalog
 	baseSchema *schema.Schema
 	store      *store.Store
-	statusMap  map[string]resultCode
+	statusMap  map[string]orderflow.Code
 	timeWindow time.Duration
 	metrics    *metrics
 	logger     *zap.Logger
@@ -330,14 +331,14 @@ func (h *Handler) provisionScenarios() error {
 }
 
 func (h *Handler) provisionStatusMap() error {
-	h.statusMap = make(map[string]resultCode, len(h.MapStatus))
+	h.statusMap = make(map[string]orderflow.Code, len(h.MapStatus))
 	for key, code := range h.MapStatus {
 		if !validStatusKey(key) {
 			return fmt.Errorf("alipay_order_sync: map_status %s: expected an HTTP status (e.g. 409) or a class (4xx, 5xx)", key)
 		}
-		rc, ok := lookupResultCode(code)
+		rc, ok := orderflow.LookupCode(code)
 		if !ok {
-			return fmt.Errorf("alipay_order_sync: map_status %s: unknown result code %q (one of %s)", key, code, strings.Join(resultCodeNames(), ", "))
+			return fmt.Errorf("alipay_order_sync: map_status %s: unknown result code %q (one of %s)", key, code, strings.Join(orderflow.CodeNames(), ", "))
 		}
 		h.statusMap[strings.ToLower(key)] = rc
 	}

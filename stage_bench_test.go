@@ -17,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 )
 
 // benchUpstreamReply is what the load tool's upstream answers.
@@ -72,8 +74,8 @@ func BenchmarkMapReply(b *testing.B) {
 			up := upstreamReply{status: http.StatusOK, body: []byte(bc.body)}
 			b.ReportAllocs()
 			for b.Loop() {
-				if m := h.mapReply(up, "TICKETED"); m.outcome.code != codeSuccess {
-					b.Fatalf("mapReply: %v", m.outcome.code)
+				if m := h.mapReply(up, "TICKETED"); m.outcome.Code != orderflow.Success {
+					b.Fatalf("mapReply: %v", m.outcome.Code)
 				}
 			}
 		})
@@ -85,7 +87,7 @@ func BenchmarkMapReply(b *testing.B) {
 // signing bound of bench/loadtest measures, plus the envelope.
 func BenchmarkReply(b *testing.B) {
 	r := benchRequest(b, nil)
-	o := outcome{code: codeSuccess, message: "success", orderID: "ORD-1234567", orderStatus: "TICKETED"}
+	o := orderflow.Outcome{Code: orderflow.Success, Message: "success", OrderID: "ORD-1234567", OrderStatus: "TICKETED"}
 	unsigned := &Handler{logger: zap.NewNop()}
 	signed := &Handler{logger: zap.NewNop(), SignResponses: &SignConfig{
 		PrivateKeyFile: filepath.Join("examples", "demo-keys", "gateway-private.pem"),
