@@ -23,6 +23,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/message"
 	"github.com/caddy-alipay/ordersync/signature"
 )
@@ -127,11 +128,11 @@ func FuzzHandler(f *testing.F) {
 
 // fuzzOne is one FuzzHandler input; it returns the answer's result code and
 // how often the next handler was called.
-func fuzzOne(t *testing.T, h *Handler, key *rsa.PrivateKey, method string, headerLines, body []byte, flags byte, status int, reply []byte) (resultCode, int) {
+func fuzzOne(t *testing.T, h *Handler, key *rsa.PrivateKey, method string, headerLines, body []byte, flags byte, status int, reply []byte) (orderflow.Code, int) {
 	{
 		r, err := http.NewRequest(method, "http://gw.test"+syncPathForTests+"?q=1", bytes.NewReader(body))
 		if err != nil {
-			return resultCode{}, 0 // net/http never hands a handler such a method
+			return "", 0 // net/http never hands a handler such a method
 		}
 		if flags&fuzzJSON != 0 {
 			r.Header.Set("Content-Type", "application/json; charset=UTF-8")
@@ -198,13 +199,13 @@ func fuzzOne(t *testing.T, h *Handler, key *rsa.PrivateKey, method string, heade
 			t.Fatalf("the answer is not UTF-8 JSON: %q", out)
 		}
 		var env struct {
-			Result envelopeResult `json:"result"`
+			Result orderflow.EnvelopeResult `json:"result"`
 		}
 		if err := json.Unmarshal(out, &env); err != nil {
 			t.Fatalf("the answer is not an envelope: %q", out)
 		}
-		rc, known := lookupResultCode(env.Result.ResultCode)
-		if !known || rc.Status != env.Result.ResultStatus {
+		rc, known := orderflow.LookupCode(env.Result.ResultCode)
+		if !known || string(rc.Status()) != env.Result.ResultStatus {
 			t.Fatalf("result %s/%s is not a known code with its letter: %q", env.Result.ResultCode, env.Result.ResultStatus, out)
 		}
 		if len(env.Result.ResultMessage) > message.MaxResultMessageLen {
@@ -216,7 +217,7 @@ func fuzzOne(t *testing.T, h *Handler, key *rsa.PrivateKey, method string, heade
 		if len(w.Header()[headerResponseTime]) != 1 || len(w.Header()[headerSignature]) != 1 {
 			t.Errorf("reply headers %v: want one response-time and one signature", w.Header())
 		}
-		if rc == codeSuccess && called == 0 && flags&fuzzSign == 0 {
+		if rc == orderflow.Success && called == 0 && flags&fuzzSign == 0 {
 			t.Errorf("SUCCESS for an unsigned request: %q", out)
 		}
 		// An answer from this call of the next handler: a reply that did
@@ -224,8 +225,8 @@ func fuzzOne(t *testing.T, h *Handler, key *rsa.PrivateKey, method string, heade
 		if called == 1 {
 			mode := (flags >> fuzzModeShift) % fuzzModes
 			broken := mode == fuzzModeAbort || mode == fuzzModeBadGate || mode == fuzzModeSilent || mode == fuzzModeErr || !utf8.Valid(reply)
-			if broken && rc.Status != "U" {
-				t.Errorf("a broken upstream reply (mode %d) answered %s: %q", mode, rc.Code, out)
+			if broken && rc.Status() != orderflow.StatusUnknown {
+				t.Errorf("a broken upstream reply (mode %d) answered %s: %q", mode, rc, out)
 			}
 		}
 		return rc, called
@@ -240,17 +241,17 @@ func TestFuzzHandlerReachesTheUpstream(t *testing.T) {
 	key := loadFuzzKey(t)
 	body := []byte(`{"requestId":"R-reach","merchantBizNo":"B-reach","orderStatus":"TICKETED","userId":"U","merchantBizType":"ALIPAY_COUPON","extInfo":{"benefit_issue_mode":"SALE","product_id":"P"}}`)
 	ok := []byte(`{"orderId":"O1","distributeResult":[]}`)
-	if rc, called := fuzzOne(t, h, key, "POST", nil, body, fuzzSign|fuzzJSON, 200, ok); rc != codeSuccess || called != 1 {
+	if rc, called := fuzzOne(t, h, key, "POST", nil, body, fuzzSign|fuzzJSON, 200, ok); rc != orderflow.Success || called != 1 {
 		t.Fatalf("a valid request: %v, next called %d times; want SUCCESS through the next handler", rc, called)
 	}
-	if rc, called := fuzzOne(t, h, key, "POST", nil, body, fuzzSign|fuzzJSON, 200, ok); rc != codeSuccess || called != 0 {
+	if rc, called := fuzzOne(t, h, key, "POST", nil, body, fuzzSign|fuzzJSON, 200, ok); rc != orderflow.Success || called != 0 {
 		t.Errorf("its replay: %v, next called %d times; want the stored SUCCESS", rc, called)
 	}
 	aborted := []byte(`{"requestId":"R-abort","merchantBizNo":"B-abort","orderStatus":"TICKETED","userId":"U","merchantBizType":"ALIPAY_COUPON","extInfo":{"benefit_issue_mode":"SALE","product_id":"P"}}`)
-	if rc, called := fuzzOne(t, h, key, "POST", nil, aborted, fuzzSign|fuzzJSON|fuzzModeAbort<<fuzzModeShift, 200, ok); rc != codeUnknown || called != 1 {
+	if rc, called := fuzzOne(t, h, key, "POST", nil, aborted, fuzzSign|fuzzJSON|fuzzModeAbort<<fuzzModeShift, 200, ok); rc != orderflow.UnknownException || called != 1 {
 		t.Errorf("an aborted reply: %v, next called %d times; want U", rc, called)
 	}
-	if rc, called := fuzzOne(t, h, key, "POST", nil, body, fuzzJSON, 200, ok); rc != codeInvalidClient || called != 0 {
+	if rc, called := fuzzOne(t, h, key, "POST", nil, body, fuzzJSON, 200, ok); rc != orderflow.InvalidClient || called != 0 {
 		t.Errorf("unsigned: %v, next called %d times", rc, called)
 	}
 }
