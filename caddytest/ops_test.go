@@ -999,6 +999,8 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 			[]string{"request_time_window"}, "request_time_window"},
 		{"built-in scenario without merchant_biz_type", client + "\t\t\tscenario queue_up {\n\t\t\t\tmatch_ext k v\n\t\t\t}\n" + store,
 			[]string{"queue_up", "merchant_biz_type"}, ""},
+		{"two scenarios with one match rule", client + "\t\t\tscenario coupon_with_code {\n\t\t\t\tmerchant_biz_type COUPON\n\t\t\t}\n\t\t\tscenario movie_ticket {\n\t\t\t\tmerchant_biz_type COUPON\n\t\t\t}\n" + store,
+			[]string{"movie_ticket", "coupon_with_code", "merchant_biz_type", "match_ext"}, ""},
 		{"only_from an unknown status", client + "\t\t\tscenario locker_pickup {\n\t\t\t\tmerchant_biz_type LOCKER\n\t\t\t\tstatuses CREATED COLLECTED\n\t\t\t\tonly_from COLLECTED GONE\n\t\t\t}\n" + store,
 			[]string{"locker_pickup", "only_from", "GONE"}, ""},
 		{"store redis unknown sub-directive", client + "\t\t\tstore redis {\n\t\t\t\taddress 127.0.0.1:6379\n\t\t\t\tsentinel mymaster\n\t\t\t}",
