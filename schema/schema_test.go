@@ -186,6 +186,19 @@ func TestRules(t *testing.T) {
 		{"openId too long", set("openId", long(65)), "openId", "longer than 64 characters", long(65)},
 		{"userId number", set("userId", json.Number("2160220041431868")), "userId", "must be a string", "2160220041431868"},
 
+		// The ids that reach a header or a store key: no control character.
+		{"requestId newline", set("requestId", "A\nLEAK"), "requestId", "must not contain control characters", "LEAK"},
+		{"merchantBizNo NUL", set("merchantBizNo", "A\x00LEAK"), "merchantBizNo", "must not contain control characters", "LEAK"},
+		{"merchantId unit separator", set("merchantId", "A\x1fLEAK"), "merchantId", "must not contain control characters", "LEAK"},
+		{"userId DEL", set("userId", "A\x7fLEAK"), "userId", "must not contain control characters", "LEAK"},
+		{"openId tab", all(set("userId", "u"), set("openId", "A\tLEAK")), "openId", "must not contain control characters", "LEAK"},
+		{"tradeNo carriage return", set("tradeNo", "A\rLEAK"), "tradeNo", "must not contain control characters", "LEAK"},
+		{"ids printable non-ASCII", all(set("tradeNo", "交易-№ 1"), set("userId", "Ωmega\u0080\u2028")), "", "", ""},
+		{"orderStatus may hold a tab", set("orderStatus", "A\tB"), "", "", ""},
+		// A format is checked before the lengths, and a failing one ends
+		// the field's checks.
+		{"requestId too long with a control", set("requestId", strings.Repeat("\x01", 33)), "requestId", "must not contain control characters", ""},
+
 		// orderCreateTime/orderModifyTime: optional integers in [0, 253402300799999].
 		{"orderCreateTime absent", del("orderCreateTime"), "", "", ""},
 		{"orderModifyTime absent", del("orderModifyTime"), "", "", ""},
@@ -504,6 +517,22 @@ func TestISO4217Format(t *testing.T) {
 	}
 }
 
+func TestNoControlFormat(t *testing.T) {
+	for _, v := range []any{"", "abc", "交易-№ 1", "\u0080\u009f\u2028", " ~", json.Number("1"), nil} {
+		if err := validateNoControl(v); err != nil {
+			t.Errorf("%q refused", v)
+		}
+	}
+	for c := 0; c < 0x20; c++ {
+		if err := validateNoControl("a" + string(rune(c)) + "b"); err != errControlChar {
+			t.Errorf("U+%04X accepted", c)
+		}
+	}
+	if err := validateNoControl("\x7f"); err != errControlChar {
+		t.Error("DEL accepted")
+	}
+}
+
 func TestEpochMillisFormat(t *testing.T) {
 	tests := []struct {
 		v    any
@@ -564,6 +593,7 @@ func TestCustomKeywordRules(t *testing.T) {
 		{`{"format":"uuid"}`, `"SECRET"`, "extInfo.x: not a valid uuid"},
 		{`{"format":"iso4217"}`, `"SECRET"`, "extInfo.x: not an ISO 4217 code"},
 		{`{"format":"epoch-millis"}`, `-5`, "extInfo.x: must be between 0 and 253402300799999 (epoch milliseconds)"},
+		{`{"format":"no-control-chars"}`, `"SECRET\u0007"`, "extInfo.x: must not contain control characters"},
 		{`{"dependentRequired":{"a":["b"]}}`, `{"a":"SECRET"}`, "extInfo.x.b: required when a is present"},
 		{`{"propertyNames":{"maxLength":3}}`, `{"SECRET":1}`, "extInfo.x.SECRET: not an allowed property name"},
 		{`{"allOf":[{"type":"string"},{"minLength":10}]}`, `"SECRET"`, "extInfo.x: shorter than 10 characters"},

@@ -1,8 +1,8 @@
 // Package statemachine decides whether an AlipayHK order-sync notification
 // is a legal step in its scenario's order lifecycle (docs/SPEC.md §6).
 //
-// A scenario is plain data — the built-ins of the spec, or one written in
-// the Caddyfile — so that scenarios AlipayHK documents later, or documents
+// A scenario is plain data — the built-ins of the spec (package scenario
+// holds them), or one written in the Caddyfile — so that scenarios AlipayHK documents later, or documents
 // differently, need configuration rather than code. New compiles a Scenario
 // into a Machine once at provisioning time; Machine.Decide then runs on
 // every request, and its accepting path does not allocate.
@@ -20,7 +20,7 @@ import (
 )
 
 // Scenario is a state machine described as data, as it comes from the
-// configuration or from Builtin. Option names in errors are those of the
+// configuration or from the built-ins of package scenario. Option names in errors are those of the
 // Caddyfile scenario block (statuses, end, repeatable, only_from,
 // next_must_be).
 type Scenario struct {
