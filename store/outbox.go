@@ -148,7 +148,7 @@ type Callback struct {
 // entry is made against, and the version Enqueue and RequeueEntry compare.
 type Lane struct {
 	Key LaneKey
-	// Version changes with every change of Accepted or of the queued
+	// Version grows with every change of Accepted or of the queued
 	// entries' list (enqueue, completion, drop, requeue), not with an
 	// attempt. It is 0 for a lane that holds nothing, whatever it held
 	// before: a lane emptied of entries with no accepted state is the same
@@ -271,7 +271,9 @@ type OutboxBackend interface {
 
 	// DueLanes returns up to limit lanes of clientID whose head entry is
 	// due (NextAttemptAt <= now) and whose lease nobody holds, the longest
-	// due first, and the next due time after now. A lane leased by anyone
+	// due first, and the next due time after now. Due times are kept to
+	// the millisecond, rounded up: a lane is found due at most a
+	// millisecond after its time, never before. A lane leased by anyone
 	// (this caller included) is left out. The scan behind it is bounded, so
 	// with very many leased due lanes it may return fewer than it could;
 	// the next poll finds the rest.

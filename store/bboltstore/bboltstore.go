@@ -109,6 +109,7 @@ type Backend struct {
 	log    *zap.Logger
 	locks  lockTable
 	claims claimTable
+	outbox outboxMem
 
 	stop      chan struct{}
 	sweeping  sync.WaitGroup
@@ -185,7 +186,7 @@ func initBuckets(tx *bolt.Tx) error {
 		return fmt.Errorf("file format %q is not supported (want %q); it was written by another version of this module: "+
 			"move the file away to start with an empty state", v, formatVersion)
 	}
-	for _, name := range [][]byte{bucketOrders, bucketRequests} {
+	for _, name := range append([][]byte{bucketOrders, bucketRequests}, outboxBuckets...) {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

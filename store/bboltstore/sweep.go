@@ -28,6 +28,7 @@ func (db *Backend) sweepLoop(interval time.Duration) {
 		case removed > 0:
 			db.log.Debug("swept expired replay records", zap.String("path", db.path), zap.Int("removed", removed))
 		}
+		db.logOutboxSweep(db.sweepOutbox(time.Now()))
 		select {
 		case <-db.stop:
 			return

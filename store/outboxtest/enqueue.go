@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/caddy-alipay/ordersync/store"
 )
@@ -124,5 +125,31 @@ func testEnqueueLaneConflict(t *testing.T, h Harness, b store.OutboxBackend, ids
 	l := mustLane(t, b, lane)
 	if l.Version == v1 || !slices.Equal(queueOf(l), []string{"r1", "r2"}) {
 		t.Errorf("lane = version %d %v; want a new version and [r1 r2]", l.Version, queueOf(l))
+	}
+}
+
+// testEnqueueInvalid: an entry the outbox cannot hold is refused, and
+// nothing is written.
+func testEnqueueInvalid(t *testing.T, h Harness, b store.OutboxBackend, ids *idSource) {
+	ctx := ctxFor(t)
+	lane := ids.lane()
+	for name, change := range map[string]func(e *store.Entry){
+		"no requestId":     func(e *store.Entry) { e.RequestID = "" },
+		"no merchantBizNo": func(e *store.Entry) { e.MerchantBizNo = "" },
+		"no client":        func(e *store.Entry) { e.ClientID = "" },
+		"not queued":       func(e *store.Entry) { e.State = store.EntrySucceeded },
+		"attempted":        func(e *store.Entry) { e.Attempts = 1 },
+		"with a reply":     func(e *store.Entry) { e.Reply = sampleReply("S") },
+		"with a callback":  func(e *store.Entry) { e.Callback.Pending = true },
+		"no createdAt":     func(e *store.Entry) { e.CreatedAt = time.Time{} },
+	} {
+		e := newEntry(lane, "r1", "PAID", now())
+		change(&e)
+		if existing, err := b.Enqueue(ctx, e, 0); err == nil || errors.Is(err, store.ErrConflict) {
+			t.Errorf("%s: Enqueue = %v, %v; want it refused", name, existing, err)
+		}
+	}
+	if l := mustLane(t, b, lane); l.Version != 0 || len(l.Queued) != 0 {
+		t.Errorf("refused enqueues wrote %+v", l)
 	}
 }
