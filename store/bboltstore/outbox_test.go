@@ -41,3 +41,7 @@ func TestOutboxConformance(t *testing.T) {
 	// traffic.
 	outboxtest.Run(t, outboxHarness(Options{SweepInterval: 50 * time.Millisecond}))
 }
+
+func BenchmarkOutbox(b *testing.B) {
+	outboxtest.Bench(b, func(b *testing.B) store.OutboxBackend { return openTemp(b, Options{}) })
+}
