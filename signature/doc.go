@@ -53,6 +53,26 @@
 // hold PEM files. ParsePublicKey and ParsePrivateKey accept both, plus
 // PKCS#1, and reject non-RSA keys and keys under 2048 bits.
 //
+// # Prepared keys and signers
+//
+// A long-lived caller loads its keys once. NewPublicKey (or LoadPublicKey)
+// prepares an RSA public key for verification: the modulus' Montgomery
+// constants, which crypto/rsa rebuilds on every call, are computed once
+// with filippo.io/bigmod (the standard library's own bigmod, exported), and
+// PublicKey.Verify then compares the whole expected encoded message, exactly
+// as RFC 8017 §8.2.2. It accepts and rejects what crypto/rsa does; the tests
+// and a fuzz target hold it to that.
+//
+// NewSigner (or LoadSigner) loads a private key once into the signing
+// backend chosen at compile time: pure Go by default (crypto/rsa,
+// constant-time), OpenSSL's libcrypto with -tags openssl (cgo, needs the
+// libcrypto headers: Debian's libssl-dev). Backend names the one compiled
+// in. Both give byte-identical signatures. Signer.Close frees the OpenSSL
+// key; one that is never closed is freed when the Signer is garbage
+// collected.
+//
+// The package-level Verify and Sign are crypto/rsa as is, for one-off use.
+//
 // # Times
 //
 // Request-Time arrives as epoch milliseconds (Java and Go SDKs), as ISO-8601

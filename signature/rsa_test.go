@@ -54,17 +54,29 @@ func TestVerifyTampering(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Verify(tc.pub, tc.method, tc.path, tc.cid, tc.tm, []byte(tc.body), tc.sig)
-			if !errors.Is(err, ErrMismatch) || ReasonOf(err) != ReasonMismatch {
-				t.Fatalf("Verify = %v, want a mismatch", err)
+			prepared, err := NewPublicKey(tc.pub)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err.Error() != "Signature: does not verify" {
-				t.Fatalf("message %q", err)
+			for name, err := range map[string]error{
+				"Verify":           Verify(tc.pub, tc.method, tc.path, tc.cid, tc.tm, []byte(tc.body), tc.sig),
+				"PublicKey.Verify": prepared.Verify(tc.method, tc.path, tc.cid, tc.tm, []byte(tc.body), tc.sig),
+			} {
+				if !errors.Is(err, ErrMismatch) || ReasonOf(err) != ReasonMismatch {
+					t.Fatalf("%s = %v, want a mismatch", name, err)
+				}
+				if err.Error() != "Signature: does not verify" {
+					t.Fatalf("%s message %q", name, err)
+				}
 			}
 		})
 	}
 	if err := Verify(nil, v.Method, v.Path, v.ClientID, v.Time, body, h.Signature); !errors.Is(err, ErrKey) {
 		t.Fatalf("Verify(nil key) = %v, want ErrKey", err)
+	}
+	var noKey *PublicKey
+	if err := noKey.Verify(v.Method, v.Path, v.ClientID, v.Time, body, h.Signature); !errors.Is(err, ErrKey) {
+		t.Fatalf("(*PublicKey)(nil).Verify = %v, want ErrKey", err)
 	}
 	if _, err := Sign(nil, v.Method, v.Path, v.ClientID, v.Time, body); !errors.Is(err, ErrKey) {
 		t.Fatalf("Sign(nil key) = %v, want ErrKey", err)

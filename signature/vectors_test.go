@@ -39,8 +39,9 @@ type vectorSet struct {
 	Keys    map[string]vectorKey `json:"keys"`
 	Vectors []vector             `json:"vectors"`
 
-	pub  map[string]*rsa.PublicKey
-	priv map[string]*rsa.PrivateKey
+	pub      map[string]*rsa.PublicKey
+	prepared map[string]*PublicKey
+	priv     map[string]*rsa.PrivateKey
 }
 
 var (
@@ -67,6 +68,7 @@ func loadVectors(tb testing.TB) *vectorSet {
 		}
 		vs.pub = map[string]*rsa.PublicKey{}
 		vs.priv = map[string]*rsa.PrivateKey{}
+		vs.prepared = map[string]*PublicKey{}
 		for name, k := range vs.Keys {
 			pub, err := ParsePublicKey([]byte(k.Public))
 			if err != nil {
@@ -78,7 +80,12 @@ func loadVectors(tb testing.TB) *vectorSet {
 				vectorsErr = "key " + name + ": " + err.Error()
 				return
 			}
-			vs.pub[name], vs.priv[name] = pub, priv
+			prepared, err := LoadPublicKey([]byte(k.Public))
+			if err != nil {
+				vectorsErr = "key " + name + ": " + err.Error()
+				return
+			}
+			vs.pub[name], vs.priv[name], vs.prepared[name] = pub, priv, prepared
 		}
 		if len(vs.Vectors) == 0 {
 			vectorsErr = vectorsPath + " holds no vectors"
@@ -135,14 +142,28 @@ func TestSDKVectorsVerify(t *testing.T) {
 			if err := Verify(pub, v.Method, v.Path, v.ClientID, v.Time, []byte(v.Body), h.Signature); err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
+			if err := vs.prepared[v.Key].Verify(v.Method, v.Path, v.ClientID, v.Time, []byte(v.Body), h.Signature); err != nil {
+				t.Fatalf("PublicKey.Verify: %v", err)
+			}
 
-			// Deterministic PKCS#1 v1.5: re-signing must reproduce the SDK's header.
+			// Deterministic PKCS#1 v1.5: re-signing must reproduce the SDK's
+			// header, with the one-off Sign and with every signer backend
+			// compiled in (the OpenSSL one under -tags openssl).
 			sig, err := Sign(vs.priv[v.Key], v.Method, v.Path, v.ClientID, v.Time, []byte(v.Body))
 			if err != nil {
 				t.Fatalf("Sign: %v", err)
 			}
 			if got := FormatHeader(v.KeyVersion, sig); got != v.SignatureHeader {
 				t.Fatalf("FormatHeader(Sign(...)) differs from the SDK's header\n got %s\nwant %s", got, v.SignatureHeader)
+			}
+			for _, be := range signerBackends {
+				sig, err := newTestSigner(t, be, vs.priv[v.Key]).Sign(v.Method, v.Path, v.ClientID, v.Time, []byte(v.Body))
+				if err != nil {
+					t.Fatalf("%s Signer.Sign: %v", be.name, err)
+				}
+				if got := FormatHeader(v.KeyVersion, sig); got != v.SignatureHeader {
+					t.Fatalf("%s signer's header differs from the SDK's\n got %s\nwant %s", be.name, got, v.SignatureHeader)
+				}
 			}
 
 			// The same signature sent raw (unescaped) or with lower-case
@@ -157,7 +178,7 @@ func TestSDKVectorsVerify(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ParseHeader(variant): %v", err)
 				}
-				if err := Verify(pub, v.Method, v.Path, v.ClientID, v.Time, []byte(v.Body), h2.Signature); err != nil {
+				if err := vs.prepared[v.Key].Verify(v.Method, v.Path, v.ClientID, v.Time, []byte(v.Body), h2.Signature); err != nil {
 					t.Fatalf("Verify(variant): %v", err)
 				}
 			}

@@ -1,0 +1,7 @@
+//go:build openssl
+
+package signature
+
+func init() {
+	signerBackends = append(signerBackends, testBackend{"openssl", newOpenSSLSigner})
+}
