@@ -59,7 +59,7 @@ func (h *Handler) reply(r *http.Request, clientID string, o orderflow.Outcome) s
 		header[headerClientID] = []string{clientID}
 	}
 	if h.signer != nil {
-		sig, err := signature.Sign(h.signer.key, r.Method, signedPath(r), clientID, respTime, body)
+		sig, err := h.signer.key.Sign(r.Method, signedPath(r), clientID, respTime, body)
 		if err == nil {
 			header[headerSignature] = []string{signature.FormatHeader(h.signer.keyVersion, sig)}
 		} else {

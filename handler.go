@@ -417,7 +417,7 @@ func (h *Handler) authenticate(x *exchange) (orderflow.Outcome, bool) {
 		h.metrics.signatureFailures.WithLabelValues("time").Inc()
 		return h.fail(x, orderflow.InvalidSignature, "time", "Request-Time: missing"), false
 	}
-	if err := signature.Verify(key, r.Method, signedPath(r), x.clientID, reqTime, x.raw, parsed.Signature); err != nil {
+	if err := key.Verify(r.Method, signedPath(r), x.clientID, reqTime, x.raw, parsed.Signature); err != nil {
 		h.metrics.signatureFailures.WithLabelValues(signatureReason(err)).Inc()
 		return h.fail(x, orderflow.InvalidSignature, "signature", err.Error()), false
 	}

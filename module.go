@@ -8,7 +8,6 @@
 package ordersync
 
 import (
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,12 +128,16 @@ type ScenarioConfig = scenario.Config
 
 type client struct {
 	id        string
-	keys      map[string]*rsa.PublicKey
+	keys      map[string]*signature.PublicKey // prepared once, here
 	merchants map[string]struct{}
 }
 
 type signer struct {
-	key        *rsa.PrivateKey
+	// key is loaded once, in provisionSigner. Cleanup deliberately does not
+	// Close it: a request that outlives a reload's grace period may still
+	// sign after Cleanup, and must not get an unsigned reply. The Signer
+	// frees its OpenSSL key (-tags openssl) when it is garbage collected.
+	key        *signature.Signer
 	keyVersion string
 }
 
@@ -228,13 +231,13 @@ func (h *Handler) provisionClients(repl *caddy.Replacer) error {
 		if _, dup := h.clients[cc.ID]; dup {
 			return fmt.Errorf("alipay_order_sync: client %s: listed twice", cc.ID)
 		}
-		c := &client{id: cc.ID, keys: map[string]*rsa.PublicKey{}}
+		c := &client{id: cc.ID, keys: map[string]*signature.PublicKey{}}
 		for version, value := range cc.PublicKeys {
 			resolved, err := repl.ReplaceOrErr(value, true, true)
 			if err != nil {
 				return fmt.Errorf("alipay_order_sync: client %s: public_key %s: %v", cc.ID, version, err)
 			}
-			key, err := signature.ParsePublicKey([]byte(resolved))
+			key, err := signature.LoadPublicKey([]byte(resolved))
 			if err != nil {
 				return fmt.Errorf("alipay_order_sync: client %s: public_key %s: %v", cc.ID, version, err)
 			}
@@ -248,7 +251,7 @@ func (h *Handler) provisionClients(repl *caddy.Replacer) error {
 			if err != nil {
 				return fmt.Errorf("alipay_order_sync: client %s: public_key_file %s: %v", cc.ID, version, err)
 			}
-			key, err := signature.ParsePublicKey(data)
+			key, err := signature.LoadPublicKey(data)
 			if err != nil {
 				return fmt.Errorf("alipay_order_sync: client %s: public_key_file %s %s: %v", cc.ID, version, path, err)
 			}
@@ -270,7 +273,7 @@ func (h *Handler) provisionClients(repl *caddy.Replacer) error {
 	return nil
 }
 
-func addKey(c *client, option, version string, key *rsa.PublicKey) error {
+func addKey(c *client, option, version string, key *signature.PublicKey) error {
 	if err := signature.CheckKeyVersion(version); err != nil {
 		return fmt.Errorf("alipay_order_sync: client %s: %s %q: %v", c.id, option, version, err)
 	}
@@ -306,10 +309,6 @@ func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
 	default:
 		return errors.New("alipay_order_sync: sign_responses: private_key_file (or private_key) is required")
 	}
-	key, err := signature.ParsePrivateKey(data)
-	if err != nil {
-		return fmt.Errorf("alipay_order_sync: sign_responses: %v", err)
-	}
 	version := sc.KeyVersion
 	if version == "" {
 		version = signature.DefaultKeyVersion
@@ -317,7 +316,14 @@ func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
 	if err := signature.CheckKeyVersion(version); err != nil {
 		return fmt.Errorf("alipay_order_sync: sign_responses: key_version %q: %v", version, err)
 	}
+	// The key is loaded into the signing backend once, here (into OpenSSL's
+	// memory with -tags openssl).
+	key, err := signature.LoadSigner(data)
+	if err != nil {
+		return fmt.Errorf("alipay_order_sync: sign_responses: %v", err)
+	}
 	h.signer = &signer{key: key, keyVersion: version}
+	h.logger.Info("signing replies", zap.String("signer", key.Backend()), zap.String("key_version", version))
 	return nil
 }
 

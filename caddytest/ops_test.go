@@ -962,6 +962,20 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	absent := filepath.Join(dir, "absent-merchant-public.pem")
+	// x509 parses an RSA key with an even public exponent; crypto/rsa
+	// would then refuse it on every request. It must fail at load.
+	merchantPub, err := os.ReadFile(k.merchantPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signature.ParsePublicKey(merchantPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evenE := filepath.Join(dir, "even-exponent-public.pem")
+	if err := os.WriteFile(evenE, signature.EncodePublicKeyPEM(&rsa.PublicKey{N: pub.N, E: 65536}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name string
@@ -974,6 +988,9 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		{"public key file missing",
 			"\t\t\tclient OPS-MISSING-KEY {\n\t\t\t\tpublic_key_file 1 " + absent + "\n\t\t\t}\n" + store,
 			[]string{"public_key_file", "OPS-MISSING-KEY", "absent-merchant-public.pem"}, ""},
+		{"public key with an even exponent",
+			"\t\t\tclient OPS-EVEN-E {\n\t\t\t\tpublic_key_file 1 " + evenE + "\n\t\t\t}\n" + store,
+			[]string{"public_key_file", "OPS-EVEN-E", "even-exponent-public.pem", "exponent"}, ""},
 		{"unknown sub-directive", client + "\t\t\tfrobnicate yes\n" + store,
 			[]string{"frobnicate"}, "frobnicate"},
 		{"unknown client sub-directive",
