@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	caddyBin = filepath.Join(dir, "caddy")
-	build := exec.Command("go", "build", "-race", "-o", caddyBin, "./cmd/caddy")
+	build := exec.Command("go", "build", "-race", "-tags", caddyBuildTags, "-o", caddyBin, "./cmd/caddy")
 	build.Dir = repoRoot()
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -1,0 +1,6 @@
+//go:build openssl
+
+package caddytest
+
+// caddyBuildTags: see buildtags_test.go.
+const caddyBuildTags = "openssl"
