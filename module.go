@@ -183,6 +183,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionSigner(repl); err != nil {
 		return err
 	}
+	if h.signer != nil {
+		// Which signer a binary has is a build-time choice (-tags openssl);
+		// say it once, so operators can check the build they deployed.
+		h.logger.Info("signing replies", zap.String("signer", h.signer.key.Backend()), zap.String("key_version", h.signer.keyVersion))
+	}
 	base, err := schema.Base()
 	if err != nil {
 		return fmt.Errorf("alipay_order_sync: compiling the built-in schemas: %v", err)
@@ -323,7 +328,6 @@ func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
 		return fmt.Errorf("alipay_order_sync: sign_responses: %v", err)
 	}
 	h.signer = &signer{key: key, keyVersion: version}
-	h.logger.Info("signing replies", zap.String("signer", key.Backend()), zap.String("key_version", version))
 	return nil
 }
 
