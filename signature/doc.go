@@ -60,7 +60,7 @@
 // constants, which crypto/rsa rebuilds on every call, are computed once
 // with filippo.io/bigmod (the standard library's own bigmod, exported), and
 // PublicKey.Verify then compares the whole expected encoded message, exactly
-// as RFC 8017 §8.2.2. It accepts and rejects what crypto/rsa does; the tests
+// as RFC 8017 section 8.2.2. It accepts and rejects what crypto/rsa does; the tests
 // and a fuzz target hold it to that.
 //
 // NewSigner (or LoadSigner) loads a private key once into the signing

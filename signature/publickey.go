@@ -8,7 +8,7 @@ import (
 )
 
 // sha256DigestInfo is the DER prefix of a DigestInfo holding a SHA-256 hash
-// (RFC 8017 §9.2, note 1), the same bytes crypto/rsa uses.
+// (RFC 8017 section 9.2, note 1), the same bytes crypto/rsa uses.
 var sha256DigestInfo = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
 
 // PublicKey is an RSA public key prepared once for RSA256 verification.
@@ -27,7 +27,7 @@ type PublicKey struct {
 	// encoded message both have exactly this length.
 	size int
 	// emPrefix is EM minus the hash: 0x00 0x01 0xff…0xff 0x00 DigestInfo,
-	// k-32 bytes (RFC 8017 §9.2 steps 2-5).
+	// k-32 bytes (RFC 8017 section 9.2 steps 2-5).
 	emPrefix []byte
 }
 
@@ -56,7 +56,7 @@ func NewPublicKey(pub *rsa.PublicKey) (*PublicKey, error) {
 	}
 	k := n.Size()
 	tLen := len(sha256DigestInfo) + 32
-	// RFC 8017 §9.2 step 3: at least 8 bytes of 0xff padding. Unreachable
+	// RFC 8017 section 9.2 step 3: at least 8 bytes of 0xff padding. Unreachable
 	// for keys of MinKeyBits, kept so the invariant sits next to the code.
 	if k < tLen+11 {
 		return nil, newError(ReasonKey, field+"RSA key too short for SHA-256")
@@ -86,7 +86,7 @@ func (k *PublicKey) RSA() *rsa.PublicKey { return k.key }
 
 // Verify checks sig, the decoded RSA256 signature (Header.Signature), over
 // ContentToSign(method, path, clientID, timeValue, body), exactly as
-// RSASSA-PKCS1-v1_5 verification with SHA-256 (RFC 8017 §8.2.2): it accepts
+// RSASSA-PKCS1-v1_5 verification with SHA-256 (RFC 8017 section 8.2.2): it accepts
 // and rejects the same signatures as the package-level Verify, which uses
 // crypto/rsa. It returns nil only when the signature verifies; a failure is
 // an *Error with ReasonMismatch (ReasonKey when k is nil).
@@ -101,7 +101,7 @@ func (k *PublicKey) Verify(method, path, clientID, timeValue string, body []byte
 	return nil
 }
 
-// verify is RFC 8017 §8.2.2 for SHA-256; hashed is the 32-byte digest.
+// verify is RFC 8017 section 8.2.2 for SHA-256; hashed is the 32-byte digest.
 func (k *PublicKey) verify(hashed, sig []byte) bool {
 	// Step 1: the signature has exactly k bytes; no leading-zero leniency.
 	if len(sig) != k.size || len(hashed) != sha256.Size {
