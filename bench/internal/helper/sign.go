@@ -14,12 +14,14 @@ var replyBody = []byte(`{"result":{"resultCode":"SUCCESS","resultStatus":"S","re
 // same content, same implementation) and the implementation's name. Keep
 // it in step with how the handler signs.
 func newSigner(pem []byte) (sign func(now time.Time) error, backend string, err error) {
-	key, err := signature.ParsePrivateKey(pem)
+	// The handler's signer: loaded once, with the backend this binary's
+	// build tags chose (OpenSSL under -tags openssl).
+	s, err := signature.LoadSigner(pem)
 	if err != nil {
 		return nil, "", err
 	}
 	return func(now time.Time) error {
-		_, err := signature.Sign(key, "POST", "/api/open/alipay/v1/merchant/order/sync", "BENCH-CLIENT", signature.FormatTime(now), replyBody)
+		_, err := s.Sign("POST", "/api/open/alipay/v1/merchant/order/sync", "BENCH-CLIENT", signature.FormatTime(now), replyBody)
 		return err
-	}, "go", nil
+	}, s.Backend(), nil
 }
