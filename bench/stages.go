@@ -46,6 +46,8 @@ var Stages = []Stage{
 	{"envelope+sign", "signature", "^BenchmarkSign$"},
 	{"store claim/commit (bbolt)", "store/bboltstore", "^BenchmarkStore$"},
 	{"store claim/commit (Redis)", "store/redisstore", "^BenchmarkStore$"},
+	{"outbox enqueue/complete (bbolt)", "store/bboltstore", "^BenchmarkOutbox$"},
+	{"outbox enqueue/complete (Redis)", "store/redisstore", "^BenchmarkOutbox$"},
 }
 
 // StageOptions are the go test flags of a stage run.

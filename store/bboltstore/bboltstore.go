@@ -30,6 +30,11 @@
 // Expired replay records read as absent and are deleted by a sweeper
 // goroutine that runs while the Backend is open; it drops claims whose
 // lease ended too. Orders never expire.
+//
+// The egress outbox (store.OutboxBackend) has four buckets of its own in
+// the same file, apart from the orders and replay records; see outbox.go.
+// Its lane leases are in memory for the reason claims are; its final
+// entries are swept by the same goroutine once their retention ended.
 package bboltstore
 
 import (

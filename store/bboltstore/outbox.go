@@ -869,3 +869,7 @@ func (m *outboxMem) sweep(now time.Time) {
 
 // Interface guard.
 var _ store.OutboxBackend = (*Backend)(nil)
+
+// The module is an outbox too: its embedded store.Handle forwards the
+// outbox to the file's Backend.
+var _ store.OutboxBackend = (*Store)(nil)

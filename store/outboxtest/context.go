@@ -2,6 +2,7 @@ package outboxtest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -92,5 +93,39 @@ func testEndedContext(t *testing.T, h Harness, b store.OutboxBackend, ids *idSou
 		if d := entryDiff(e, *before.Queued[i]); d != "" {
 			t.Errorf("entry %s changed: %s", e.RequestID, d)
 		}
+	}
+}
+
+// testNonPositiveDurations: a lease, a claim or a retention that is not
+// positive is refused with a *store.Error naming the operation, and
+// nothing is written.
+func testNonPositiveDurations(t *testing.T, h Harness, b store.OutboxBackend, ids *idSource) {
+	ctx := ctxFor(t)
+	lane, at := twoQueued(t, b, ids)
+	tok := mustLease(t, b, lane, longTTL)
+	before := mustLane(t, b, lane)
+	for name, err := range map[string]error{
+		"LeaseLane": b.LeaseLane(ctx, ids.lane(), token(), 0),
+		"RenewLane": b.RenewLane(ctx, lane, tok, -time.Second),
+		"ClaimCallbacks": func() error {
+			_, err := b.ClaimCallbacks(ctx, lane.ClientID, at, 10, 0)
+			return err
+		}(),
+		"Complete": b.Complete(ctx, lane, tok, "r1", store.Completion{State: store.EntryFailed, At: at}),
+		"DropEntry": func() error {
+			_, err := b.DropEntry(ctx, rkey(lane, "r2"), store.Drop{At: at, Retention: -1})
+			return err
+		}(),
+	} {
+		var se *store.Error
+		if !errors.As(err, &se) || se.Op == "" || se.Backend == "" {
+			t.Errorf("%s with a non-positive duration: %v, want a *store.Error naming the operation", name, err)
+		}
+	}
+	if l := mustLane(t, b, lane); l.Version != before.Version || len(l.Queued) != 2 {
+		t.Errorf("refused operations changed the lane: %+v", l)
+	}
+	if err := b.RenewLane(ctx, lane, tok, longTTL); err != nil {
+		t.Errorf("the lease was lost: %v", err)
 	}
 }

@@ -112,6 +112,7 @@ var tests = []testCase{
 	{"RaceDedupe", testRaceDedupe},
 	{"RaceDelivery", testRaceDelivery},
 	{"EndedContext", testEndedContext},
+	{"NonPositiveDurations", testNonPositiveDurations},
 }
 
 // idSource hands out ids unique to one subtest run.

@@ -614,3 +614,7 @@ func (c *Backend) OutboxStats(ctx context.Context, clientID string) (store.Outbo
 
 // Interface guard.
 var _ store.OutboxBackend = (*Backend)(nil)
+
+// The module is an outbox too: its embedded store.Handle forwards the
+// outbox to the Backend.
+var _ store.OutboxBackend = (*Store)(nil)

@@ -22,14 +22,30 @@
 // containing braces cannot break the hash tag. An order's two keys share a
 // hash tag and so a Redis Cluster slot.
 //
+// The egress outbox (store.OutboxBackend) has keys of its own, all of one
+// client under one hash tag:
+//
+//	<prefix>ob:{<clientId>}:e:<requestId>          hash: v (the entry), w (write id); PEXPIREAT = end of retention
+//	<prefix>ob:{<clientId>}:l:<merchantBizNo>      hash: v (the lane), w (write id)
+//	<prefix>ob:{<clientId>}:lease:<merchantBizNo>  string: the lane lease holder's token, PX = lease
+//	<prefix>ob:{<clientId>}:due                    sorted set: lanes by their head's next attempt
+//	<prefix>ob:{<clientId>}:cb                     sorted set: pending callbacks by their next attempt
+//	<prefix>ob:{<clientId>}:cbc:<requestId>        string: a callback's claim, PX = claim lease
+//	<prefix>ob:{<clientId>}:st:<state>             sorted set: entries by state
+//
+// (see outbox.go). Only the Client-Id is escaped; the ids after the tag are
+// verbatim.
+//
 // # Deployment
 //
 // CommitSuccess writes an order key and a request key in one script. On a
 // standalone server (or a Sentinel-managed primary) that is atomic; on Redis
 // Cluster the two keys may live in different slots and the script would be
 // refused, so only standalone and Sentinel-style deployments are supported
-// for now. Order keys never expire: run the server with a maxmemory-policy
-// that does not evict them (noeviction or a volatile-* policy), and with
+// for now. Order keys, outbox lanes and queued outbox entries never expire:
+// run the server with a maxmemory-policy that does not evict them
+// (noeviction; a volatile-* policy may evict final outbox entries and
+// replay records before their time), and with
 // persistence (AOF) if losing a few writes on a crash is unacceptable —
 // a reply is acknowledged once the server applied the write, not once it
 // reached disk.
