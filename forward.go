@@ -25,10 +25,17 @@ import (
 // reply is a broken upstream (UNKNOWN_EXCEPTION).
 const maxReplySize = 1 << 20
 
-// timeBoundGrace is how long after upstream_timeout the handler still waits
-// for the next handler to notice its cancelled context before answering
-// anyway: the caller has an answer within upstream_timeout plus this.
+// timeBoundGrace is how far past upstream_timeout an answer may be, whatever
+// the upstream and the state store do (README, "Configuration":
+// upstream_timeout): the next handler gets that long, less answerReserve, to
+// notice its cancelled context, and the store writes after the upstream
+// call (the commit of an S, the storing of an F) must end by then.
 const timeBoundGrace = time.Second
+
+// answerReserve is kept free at the end of the time bound for what comes
+// after the last wait: releasing the claim (store.DefaultReleaseWait),
+// building and signing the U, writing it.
+const answerReserve = 100 * time.Millisecond
 
 // headersKeptUpstream are the only caller headers the upstream gets, as
 // sent: nothing signs the caller's headers, so only those that carry no
@@ -123,7 +130,7 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, next caddyhttp.H
 		select {
 		case err := <-done:
 			out.err = err
-		case <-time.After(timeBoundGrace):
+		case <-time.After(timeBoundGrace - answerReserve):
 			out.neverDone = true
 		}
 	}

@@ -22,10 +22,6 @@ import (
 	"github.com/caddy-alipay/ordersync/store"
 )
 
-// commitTimeout bounds the durable write after the upstream answered; it
-// has its own deadline because the request's may be nearly spent by then.
-const commitTimeout = 5 * time.Second
-
 // exchange carries one request through the pipeline; its fields feed the
 // log line and the metrics.
 type exchange struct {
@@ -45,8 +41,15 @@ type exchange struct {
 	upstream        time.Duration
 	calledUp        bool
 	// claim is the requestId's claim while this request holds it: set once
-	// claimed, nil again once finished, committed or released.
-	claim    *store.Claim
+	// claimed, nil again once finished, committed or released (or handed
+	// to a store write that outlived the answer's time bound).
+	claim *store.Claim
+	// answerBy is when the last store write must have ended, so that the
+	// answer is out within upstream_timeout + timeBoundGrace of the
+	// request, whatever the upstream and the store do. A write after the
+	// upstream call (the commit of an S, the storing of an F) that cannot
+	// end by then answers U.
+	answerBy time.Time
 	tracerID string
 	// requestID and merchantBizNo are read from a body that failed
 	// validation, for the log line only.
@@ -139,6 +142,7 @@ func (h *Handler) process(x *exchange, w http.ResponseWriter, next caddyhttp.Han
 func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, orderflow.Outcome) {
 	ctx, cancel := context.WithTimeout(x.r.Context(), time.Duration(h.UpstreamTimeout))
 	defer cancel()
+	x.answerBy = x.start.Add(time.Duration(h.UpstreamTimeout) + timeBoundGrace - answerReserve)
 	req := x.req
 	claimKey := store.RequestKey{ClientID: x.clientID, RequestID: req.RequestID}
 
@@ -170,7 +174,8 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, order
 	if err != nil {
 		return nil, h.storeDown(x, "lock", err)
 	}
-	defer unlock()
+	// unlock is swapped out when the commit takes over the lock.
+	defer func() { unlock() }()
 
 	began = time.Now()
 	prev, err := h.store.GetOrder(ctx, okey)
@@ -229,12 +234,20 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, order
 		next2.ModifyTime = prev.ModifyTime
 	}
 	rep := h.reply(x.r, x.clientID, m.outcome)
-	// The commit gets its own deadline: the upstream already issued, so a
-	// request context that is nearly spent must not turn a success into U.
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), commitTimeout)
+	// The commit must be durable by answerBy, or the answer is U: the
+	// time bound holds whatever the store does, and S is only sent once
+	// the new state is durable. A caller gone meanwhile does not stop it
+	// (the upstream already issued).
+	cctx, ccancel := context.WithDeadline(context.WithoutCancel(x.r.Context()), x.answerBy)
 	defer ccancel()
+	change := store.OrderChange{Key: okey, Prev: prev, Next: next2}
+	claim = x.claim
+	orderUnlock := unlock
+	unlock = func() {} // the order stays locked until the write has ended
 	began = time.Now()
-	err = x.claim.Commit(cctx, store.OrderChange{Key: okey, Prev: prev, Next: next2}, rep, time.Duration(h.IdempotencyTTL))
+	err = h.boundedWrite(cctx, x, func(ctx context.Context) error {
+		return claim.Commit(ctx, change, rep, time.Duration(h.IdempotencyTTL))
+	}, orderUnlock)
 	h.metrics.observeStore("commit", began, err)
 	if err != nil {
 		return nil, h.storeDown(x, "commit", err)
@@ -285,7 +298,46 @@ func (h *Handler) storeDown(x *exchange, op string, err error) orderflow.Outcome
 	if errors.Is(err, store.ErrConflict) {
 		return h.fail(x, orderflow.UnknownException, "conflict", "merchantBizNo: the order changed concurrently; retry later")
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return h.fail(x, orderflow.UnknownException, "store_timeout", "service: state store did not answer in time; retry later")
+	}
 	return h.fail(x, orderflow.UnknownException, "store_error", "service: state store unavailable; retry later")
+}
+
+// boundedWrite runs a store write that must have ended by ctx's deadline,
+// the answer's time bound. The stores honour deadlines themselves; a write
+// that still has not returned (a disk that hangs under bbolt) is not
+// waited for past it: it goes on in the background, which gives the claim
+// up should it fail, and the caller answers U (a write that lands late
+// makes a retry a replay). after runs once the write has ended: here, or
+// in the background.
+func (h *Handler) boundedWrite(ctx context.Context, x *exchange, write func(context.Context) error, after func()) error {
+	done := make(chan error, 1)
+	go func() { done <- write(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done: // ended just in time
+		default:
+			claim := x.claim
+			x.claim = nil // the background owns it now
+			go func() {
+				if err := <-done; err != nil {
+					claim.Release()
+				}
+				if after != nil {
+					after()
+				}
+			}()
+			return ctx.Err()
+		}
+	}
+	if after != nil {
+		after()
+	}
+	return err
 }
 
 // release gives the claim up, if this request holds it. The store is
@@ -303,10 +355,14 @@ func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o
 		built := h.reply(x.r, x.clientID, o)
 		if x.claim != nil {
 			// Still holding the claim means a final answer (F, or the
-			// stored SUCCESS of a re-sent status): keep it for replay.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), commitTimeout)
+			// stored SUCCESS of a re-sent status): keep it for replay,
+			// by the answer's time bound.
+			ctx, cancel := context.WithDeadline(context.WithoutCancel(x.r.Context()), x.answerBy)
+			claim := x.claim
 			began := time.Now()
-			err := x.claim.Finish(ctx, built, time.Duration(h.IdempotencyTTL))
+			err := h.boundedWrite(ctx, x, func(ctx context.Context) error {
+				return claim.Finish(ctx, built, time.Duration(h.IdempotencyTTL))
+			}, nil)
 			cancel()
 			h.metrics.observeStore("finish", began, err)
 			if err != nil {

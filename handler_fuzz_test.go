@@ -138,14 +138,7 @@ func fuzzOne(t *testing.T, h *Handler, key *rsa.PrivateKey, method string, heade
 			r.Header.Set("Content-Type", "application/json; charset=UTF-8")
 		}
 		if flags&fuzzSign != 0 {
-			rt := fmt.Sprint(time.Now().UnixMilli())
-			sig, err := signature.Sign(key, method, syncPathForTests, fuzzClient, rt, body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.Header.Set("Client-Id", fuzzClient)
-			r.Header.Set("Request-Time", rt)
-			r.Header.Set("Signature", signature.FormatHeader("1", sig))
+			signTestRequest(t, r, key, body)
 		}
 		addHeaderLines(r.Header, headerLines)
 
@@ -327,6 +320,20 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// signTestRequest signs r, whose body is body, as the provisioned test
+// client does: Client-Id, Request-Time now, Signature.
+func signTestRequest(tb testing.TB, r *http.Request, key *rsa.PrivateKey, body []byte) {
+	tb.Helper()
+	rt := fmt.Sprint(time.Now().UnixMilli())
+	sig, err := signature.Sign(key, r.Method, r.URL.Path, fuzzClient, rt, body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.Header.Set("Client-Id", fuzzClient)
+	r.Header.Set("Request-Time", rt)
+	r.Header.Set("Signature", signature.FormatHeader("1", sig))
 }
 
 func loadFuzzKey(tb testing.TB) *rsa.PrivateKey {

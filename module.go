@@ -41,6 +41,12 @@ const (
 	defaultStoreBackend      = "bbolt"
 )
 
+// claimLeaseMargin is how much longer than upstream_timeout a claim and an
+// order lock must last at least: the answer is out by upstream_timeout +
+// timeBoundGrace, and the rest covers a store write the time bound cut off
+// that lands late, and clock drift between instances.
+const claimLeaseMargin = 5 * time.Second
+
 // Handler enforces the AlipayHK order-sync contract in front of an issuing
 // backend. Its JSON fields mirror the Caddyfile sub-directives one to one.
 type Handler struct {
@@ -167,7 +173,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.ClaimLease == 0 {
 		// The lease must outlive the upstream call and the commit after
 		// it, or a slow success could lose its claim to a retry.
-		h.ClaimLease = caddy.Duration(max(DefaultClaimLease, time.Duration(h.UpstreamTimeout)+commitTimeout+5*time.Second))
+		h.ClaimLease = caddy.Duration(max(DefaultClaimLease, time.Duration(h.UpstreamTimeout)+claimLeaseMargin+5*time.Second))
 	}
 	h.timeWindow = DefaultRequestTimeWindow
 	if h.RequestTimeWindow != nil {
@@ -379,8 +385,8 @@ func (h *Handler) Validate() error {
 	if h.UpstreamTimeout < 0 || h.ClaimLease < 0 || h.IdempotencyTTL < 0 {
 		return errors.New("alipay_order_sync: upstream_timeout, claim_lease and idempotency_ttl must not be negative")
 	}
-	if floor := time.Duration(h.UpstreamTimeout) + commitTimeout; time.Duration(h.ClaimLease) < floor {
-		return fmt.Errorf("alipay_order_sync: claim_lease (%s) must be at least upstream_timeout + %s (%s), or a slow upstream call could lose its claim to a retry", time.Duration(h.ClaimLease), commitTimeout, floor)
+	if floor := time.Duration(h.UpstreamTimeout) + claimLeaseMargin; time.Duration(h.ClaimLease) < floor {
+		return fmt.Errorf("alipay_order_sync: claim_lease (%s) must be at least upstream_timeout + %s (%s), or a slow upstream call could lose its claim to a retry", time.Duration(h.ClaimLease), claimLeaseMargin, floor)
 	}
 	return nil
 }
