@@ -59,6 +59,11 @@ type Measurement struct {
 	// LoadCPUPercent is how busy the load generator kept its CPUs; near
 	// 100 the rate may be its limit rather than Caddy's.
 	LoadCPUPercent float64 `json:"load_generator_cpu_percent"`
+	// OtherCPUPercent is the CPU time of the machine (all CPUs) that
+	// neither the server side nor the load generator used: other
+	// processes, and interrupts not charged to a process. Much above a few
+	// percent, the machine was not quiet and the figures are noise.
+	OtherCPUPercent float64 `json:"other_cpu_percent"`
 	// StartRSSKiB is Caddy's resident set when the window opened.
 	StartRSSKiB int64 `json:"start_rss_kib"`
 	// PeakRSSKiB is Caddy's VmHWM at the end of the window, reset when it
@@ -303,6 +308,10 @@ func (rep *Report) summarize() {
 	}
 }
 
+// quietCPUPercent is how much of the machine's CPU other processes may use
+// in a window before the report calls it noisy.
+const quietCPUPercent = 5
+
 // notes says what makes this window's figures less than they seem.
 func (m *Measurement) notes() []string {
 	at := fmt.Sprintf("round %d, %s pair, %s %s", m.Round, m.Pair, m.Path, m.Load)
@@ -319,6 +328,9 @@ func (m *Measurement) notes() []string {
 	}
 	if !m.PeakRSSReset {
 		out = append(out, fmt.Sprintf("%s: peak RSS could not be reset; it is the peak since Caddy started", at))
+	}
+	if m.OtherCPUPercent > quietCPUPercent {
+		out = append(out, fmt.Sprintf("%s: %.0f%% of the machine's CPU went to other processes", at, m.OtherCPUPercent))
 	}
 	if m.LoadCPUPercent > 90 {
 		out = append(out, fmt.Sprintf("%s: the load generator kept its CPUs %.0f%% busy, the rate may be its limit", at, m.LoadCPUPercent))

@@ -405,6 +405,7 @@ func (r *runner) window(ctx context.Context, round int, p, q *Path, rate float64
 	m.PeakRSSReset = resetPeakRSS(caddy.pid()) == nil
 	calls0, callsErr := r.up.calls()
 	cpu := startCPU(append(server, os.Getpid())...)
+	busy0, busyErr := busyCPU()
 	var out outcome
 	if rate > 0 {
 		out, err = r.client.driveOpen(ctx, url, f, r.cfg.Workers, rate, r.cfg.Duration, q.Check)
@@ -416,6 +417,7 @@ func (r *runner) window(ctx context.Context, round int, p, q *Path, rate float64
 	}
 	m.PeakRSSKiB, _ = peakRSS(caddy.pid())
 	used, cpuErr := cpu.used()
+	busy1, busyErr1 := busyCPU()
 	calls1, callsErr1 := r.up.calls()
 
 	m.Requests, m.Errors, m.ErrorSample = out.ok, out.errorCount(), out.sample
@@ -444,6 +446,13 @@ func (r *runner) window(ctx context.Context, round int, p, q *Path, rate float64
 			cpus = runtime.NumCPU()
 		}
 		m.LoadCPUPercent = 100 * used[len(used)-1].Seconds() / out.elapsed.Seconds() / float64(cpus)
+		if busyErr == nil && busyErr1 == nil {
+			other := busy1 - busy0
+			for _, u := range used {
+				other -= u
+			}
+			m.OtherCPUPercent = max(0, 100*other.Seconds()/out.elapsed.Seconds()/float64(runtime.NumCPU()))
+		}
 	}
 	if want := int64(q.UpstreamCalls) * m.Requests; m.UpstreamCalls != want {
 		m.UpstreamMismatch = true

@@ -43,7 +43,7 @@ var Stages = []Stage{
 	{"forward glue", ".", "^BenchmarkForward$"},
 	{"map reply", ".", "^BenchmarkMapReply$"},
 	{"envelope+sign", ".", "^BenchmarkReply$"},
-	{"envelope+sign", "signature", "^BenchmarkSign$"},
+	{"envelope+sign", "signature", "^BenchmarkSign(Parallel)?$"},
 	{"store claim/commit (bbolt)", "store/bboltstore", "^BenchmarkStore$"},
 	{"store claim/commit (Redis)", "store/redisstore", "^BenchmarkStore$"},
 	{"outbox enqueue/complete (bbolt)", "store/bboltstore", "^BenchmarkOutbox$"},
