@@ -26,20 +26,26 @@ func (d *Document) String(key string) (string, bool) {
 	return s, ok
 }
 
-// Canonical returns the document in the JSON Canonicalization Scheme of
-// RFC 8785: members sorted by name, no whitespace, strings in their minimal
-// form, fractional numbers as ECMAScript prints them. Two bodies that are
-// the same JSON value (key order and whitespace aside) have the same
-// canonical bytes, which makes them what the gateway signs and sends when
-// it serializes an order itself. Integers keep their digits: JCS would
-// round those beyond 2^53 to a float64, changing the value.
+// Canonical returns the document in the form of the JSON Canonicalization
+// Scheme of RFC 8785 (members sorted by name, no whitespace, strings in
+// their minimal form) except for numbers, which keep their literal as
+// written. Two bodies that are the same JSON value (key order, whitespace
+// and string escapes aside) have the same canonical bytes, which makes them
+// what the gateway signs and sends when it serializes an order itself.
+//
+// Numbers are not reformatted because JCS prints them through a float64:
+// 0.30000000000000000001 would become 0.3 and 1e400 the largest float64,
+// so the bytes sent would say something the body did not, and two bodies
+// that differ would hash alike. The price is that two spellings of one
+// number (2.5 and 2.50) are different bodies; a client that re-posts what
+// it posted writes its numbers the same way again.
 func (d *Document) Canonical() ([]byte, error) {
 	var buf bytes.Buffer
 	if err := writeTree(jsontext.NewEncoder(&buf), d.tree); err != nil {
 		return nil, err
 	}
 	v := jsontext.Value(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))) // the encoder ends a top-level value with one
-	if err := v.Canonicalize(jsontext.CanonicalizeRawInts(false)); err != nil {
+	if err := v.Canonicalize(jsontext.CanonicalizeRawInts(false), jsontext.CanonicalizeRawFloats(false)); err != nil {
 		return nil, err
 	}
 	return v, nil

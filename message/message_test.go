@@ -428,11 +428,11 @@ func BenchmarkNormalize(b *testing.B) {
 }
 
 // Canonical is the same bytes for the same JSON value, whatever the key
-// order, whitespace or string escapes of the body, and keeps every digit of
-// an integer.
+// order, whitespace or string escapes of the body, and keeps every number
+// literal as written.
 func TestCanonical(t *testing.T) {
 	a := `{"requestId":"r","extInfo":{"b":[1,2.50,{"y":null,"x":true}],"a":"\u00e9\/"},"n":12345678901234567890}`
-	b := "{ \"n\" : 12345678901234567890,\n \"extInfo\":{\"a\":\"é/\",\"b\":[1,25e-1,{\"x\":true,\"y\":null}]},\"requestId\":\"\\u0072\"}"
+	b := "{ \"n\" : 12345678901234567890,\n \"extInfo\":{\"a\":\"é/\",\"b\":[1,2.50,{\"x\":true,\"y\":null}]},\"requestId\":\"\\u0072\"}"
 	var got [2][]byte
 	for i, body := range []string{a, b} {
 		doc, err := message.Decode([]byte(body))
@@ -443,9 +443,38 @@ func TestCanonical(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := `{"extInfo":{"a":"é/","b":[1,2.5,{"x":true,"y":null}]},"n":12345678901234567890,"requestId":"r"}`
+	want := `{"extInfo":{"a":"é/","b":[1,2.50,{"x":true,"y":null}]},"n":12345678901234567890,"requestId":"r"}`
 	if string(got[0]) != want || string(got[1]) != want {
 		t.Errorf("Canonical:\n got %s\n     %s\nwant %s", got[0], got[1], want)
+	}
+}
+
+// Canonical never changes a number: the egress handler signs and sends
+// these bytes, so a literal beyond float64 (more digits than it holds, an
+// exponent past its range, a 64-digit integer) must reach AlipayHK as the
+// legacy system wrote it, and two bodies whose numbers differ must never
+// get the same bytes (they would be taken for one request).
+func TestCanonicalKeepsNumberLiterals(t *testing.T) {
+	for _, lit := range []string{
+		"0.30000000000000000001",
+		"1e400",
+		"-1.5E-300",
+		"2.50",
+		"-0",
+		"1234567890123456789012345678901234567890123456789012345678901234",
+		"0.1000000000000000055511151231257827021181583404541015625",
+	} {
+		doc, err := message.Decode([]byte(`{"extInfo":{"v":` + lit + `}}`))
+		if err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		got, err := doc.Canonical()
+		if err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		if want := `{"extInfo":{"v":` + lit + `}}`; string(got) != want {
+			t.Errorf("Canonical = %s, want %s", got, want)
+		}
 	}
 }
 
