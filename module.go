@@ -156,7 +156,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets defaults, loads keys and schemas, compiles the state
-// machines and opens the store. Every mistake names the option at fault.
+// machines and loads the store (which opens when Caddy starts the config,
+// see App). Every mistake names the option at fault.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
@@ -222,6 +223,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	backend, ok := mod.(store.Backend)
 	if !ok {
 		return fmt.Errorf("alipay_order_sync: store: module %T is not a state store", mod)
+	}
+	// It opens when Caddy starts the config, not while it is validated.
+	if err := addStore(ctx, mod); err != nil {
+		return fmt.Errorf("alipay_order_sync: store: %v", err)
 	}
 	logger := h.logger
 	h.store = store.New(backend, store.Options{CleanupFailed: func(op string, err error) {

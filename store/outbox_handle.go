@@ -17,21 +17,22 @@ import (
 // does not implement OutboxBackend.
 var ErrNoOutbox = errors.New("state store has no outbox")
 
-// outbox returns the OutboxBackend h forwards to.
-func (h Handle) outbox() (OutboxBackend, error) {
-	if h.Backend == nil {
-		return nil, ErrNotProvisioned
+// outbox returns the OutboxBackend h forwards to, opening it if needed.
+func (h Handle) outbox(ctx context.Context) (OutboxBackend, error) {
+	b, err := h.backend(ctx)
+	if err != nil {
+		return nil, err
 	}
-	o, ok := h.Backend.(OutboxBackend)
+	o, ok := b.(OutboxBackend)
 	if !ok {
-		return nil, fmt.Errorf("%w: %T", ErrNoOutbox, h.Backend)
+		return nil, fmt.Errorf("%w: %T", ErrNoOutbox, b)
 	}
 	return o, nil
 }
 
 // Enqueue implements OutboxBackend.
 func (h Handle) Enqueue(ctx context.Context, e Entry, laneVersion uint64) (existing *Entry, err error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func (h Handle) Enqueue(ctx context.Context, e Entry, laneVersion uint64) (exist
 
 // GetEntry implements OutboxBackend.
 func (h Handle) GetEntry(ctx context.Context, key RequestKey) (*Entry, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func (h Handle) GetEntry(ctx context.Context, key RequestKey) (*Entry, error) {
 
 // GetLane implements OutboxBackend.
 func (h Handle) GetLane(ctx context.Context, key LaneKey) (*Lane, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ func (h Handle) GetLane(ctx context.Context, key LaneKey) (*Lane, error) {
 
 // DueLanes implements OutboxBackend.
 func (h Handle) DueLanes(ctx context.Context, clientID string, now time.Time, limit int) (DueLanes, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return DueLanes{}, err
 	}
@@ -67,7 +68,7 @@ func (h Handle) DueLanes(ctx context.Context, clientID string, now time.Time, li
 
 // LeaseLane implements OutboxBackend.
 func (h Handle) LeaseLane(ctx context.Context, key LaneKey, token string, ttl time.Duration) error {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ func (h Handle) LeaseLane(ctx context.Context, key LaneKey, token string, ttl ti
 
 // RenewLane implements OutboxBackend.
 func (h Handle) RenewLane(ctx context.Context, key LaneKey, token string, ttl time.Duration) error {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func (h Handle) RenewLane(ctx context.Context, key LaneKey, token string, ttl ti
 
 // ReleaseLane implements OutboxBackend.
 func (h Handle) ReleaseLane(ctx context.Context, key LaneKey, token string) error {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return err
 	}
@@ -94,7 +95,7 @@ func (h Handle) ReleaseLane(ctx context.Context, key LaneKey, token string) erro
 
 // RecordAttempt implements OutboxBackend.
 func (h Handle) RecordAttempt(ctx context.Context, key LaneKey, token, requestID string, a Attempt) error {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func (h Handle) RecordAttempt(ctx context.Context, key LaneKey, token, requestID
 
 // Complete implements OutboxBackend.
 func (h Handle) Complete(ctx context.Context, key LaneKey, token, requestID string, c Completion) error {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return err
 	}
@@ -112,7 +113,7 @@ func (h Handle) Complete(ctx context.Context, key LaneKey, token, requestID stri
 
 // ClaimCallbacks implements OutboxBackend.
 func (h Handle) ClaimCallbacks(ctx context.Context, clientID string, now time.Time, limit int, lease time.Duration) ([]*Entry, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func (h Handle) ClaimCallbacks(ctx context.Context, clientID string, now time.Ti
 
 // CallbackDone implements OutboxBackend.
 func (h Handle) CallbackDone(ctx context.Context, key RequestKey, webhookID string) error {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return err
 	}
@@ -130,7 +131,7 @@ func (h Handle) CallbackDone(ctx context.Context, key RequestKey, webhookID stri
 
 // CallbackRetry implements OutboxBackend.
 func (h Handle) CallbackRetry(ctx context.Context, key RequestKey, webhookID string, next time.Time, lastError string) error {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func (h Handle) CallbackRetry(ctx context.Context, key RequestKey, webhookID str
 
 // ListEntries implements OutboxBackend.
 func (h Handle) ListEntries(ctx context.Context, clientID string, state EntryState, limit int) ([]*Entry, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +149,7 @@ func (h Handle) ListEntries(ctx context.Context, clientID string, state EntrySta
 
 // RetryEntry implements OutboxBackend.
 func (h Handle) RetryEntry(ctx context.Context, key RequestKey, now time.Time) (*Entry, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +158,7 @@ func (h Handle) RetryEntry(ctx context.Context, key RequestKey, now time.Time) (
 
 // RequeueEntry implements OutboxBackend.
 func (h Handle) RequeueEntry(ctx context.Context, key RequestKey, laneVersion uint64, now time.Time) (*Entry, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +167,7 @@ func (h Handle) RequeueEntry(ctx context.Context, key RequestKey, laneVersion ui
 
 // DropEntry implements OutboxBackend.
 func (h Handle) DropEntry(ctx context.Context, key RequestKey, d Drop) (*Entry, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +176,7 @@ func (h Handle) DropEntry(ctx context.Context, key RequestKey, d Drop) (*Entry, 
 
 // OutboxStats implements OutboxBackend.
 func (h Handle) OutboxStats(ctx context.Context, clientID string) (OutboxStats, error) {
-	o, err := h.outbox()
+	o, err := h.outbox(ctx)
 	if err != nil {
 		return OutboxStats{}, err
 	}

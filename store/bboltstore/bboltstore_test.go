@@ -52,6 +52,20 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceModule runs the suite through the Caddy module, provisioned
+// and not started, so every subtest's first operation opens the file.
+func TestConformanceModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the suite already ran on Backend")
+	}
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Backend {
+		s, unload := loadStore(t, filepath.Join(t.TempDir(), "orders.db"))
+		t.Cleanup(unload)
+		return s
+	})
+}
+
 func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Backend {
 		return openTemp(b, Options{})

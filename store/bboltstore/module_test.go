@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,13 +31,28 @@ func loadStore(t *testing.T, path string) (*Store, context.CancelFunc) {
 	return mod.(*Store), cancel
 }
 
-// dbOf returns the DB a provisioned Store forwards to.
-func dbOf(t *testing.T, s *Store) *Backend {
+// startStore is loadStore and then what the alipay_order_sync app does
+// when Caddy starts.
+func startStore(t *testing.T, path string) (*Store, context.CancelFunc) {
 	t.Helper()
-	db, ok := s.Handle.Backend.(*Backend)
-	if !ok || db == nil {
-		t.Fatalf("the Store holds %#v, not a DB", s.Handle.Backend)
+	s, cancel := loadStore(t, path)
+	if err := s.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
 	}
+	return s, cancel
+}
+
+// pooled returns the Backend the pool holds for path, or nil.
+func pooled(path string) *Backend {
+	var db *Backend
+	pool.Range(func(key, value any) bool {
+		if key == path {
+			db = value.(pooledDB).db
+			return false
+		}
+		return true
+	})
 	return db
 }
 
@@ -56,22 +72,20 @@ func fileLocked(t *testing.T, path string) bool {
 	return false
 }
 
-// TestModuleReload plays a config reload: the new config is provisioned
-// while the old one still runs, then the old one is cleaned up. Both share
-// one DB (so the reload neither blocks on the file lock nor loses the
-// order locks), and the file closes only when the last user is gone.
+// TestModuleReload plays a config reload: the new config is provisioned and
+// started while the old one still runs, then the old one is cleaned up.
+// Both share one Backend (so the reload neither blocks on the file lock nor
+// loses the order locks), and the file closes only when the last user is
+// gone.
 func TestModuleReload(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("ORDERSYNC_TEST_DIR", dir)
 	path := filepath.Join(dir, "orders.db")
 
-	old, unloadOld := loadStore(t, path)
+	old, unloadOld := startStore(t, path)
 	// The same file, spelled with a placeholder and a detour.
-	cur, unloadCur := loadStore(t, "{env.ORDERSYNC_TEST_DIR}/sub/../orders.db")
+	cur, unloadCur := startStore(t, "{env.ORDERSYNC_TEST_DIR}/sub/../orders.db")
 	defer unloadCur()
-	if dbOf(t, old) != dbOf(t, cur) {
-		t.Fatal("two Stores on one file got different DBs")
-	}
 	if refs, ok := pool.References(path); !ok || refs != 2 {
 		t.Fatalf("pool references for %s = %d, %v; want 2", path, refs, ok)
 	}
@@ -94,6 +108,15 @@ func TestModuleReload(t *testing.T) {
 	if !fileLocked(t, path) {
 		t.Fatal("the file was closed while the new config still uses it")
 	}
+	// A request of the old config still finishing after its Cleanup
+	// commits through the Backend the new config shares.
+	late := store.RequestKey{ClientID: "c", RequestID: "late"}
+	if res, err := old.Claim(context.Background(), late, hashA, "late", time.Minute); err != nil || res.Status != store.Claimed {
+		t.Fatalf("Claim by a request draining from the old config = %v, %v", res.Status, err)
+	}
+	if err := old.Finish(context.Background(), late, "late", store.Reply{Status: 200}, time.Minute); err != nil {
+		t.Fatalf("Finish by a request draining from the old config: %v", err)
+	}
 	key := store.RequestKey{ClientID: "c", RequestID: "r"}
 	if res, err := cur.Claim(context.Background(), key, hashA, "t", time.Minute); err != nil || res.Status != store.Claimed {
 		t.Fatalf("Claim after the old config left = %v, %v", res.Status, err)
@@ -113,20 +136,69 @@ func TestModuleReload(t *testing.T) {
 	if fileLocked(t, path) {
 		t.Fatal("the file is still locked after every user was cleaned up")
 	}
-	// A request still draining from the unloaded config fails cleanly.
+	// A request still draining from the unloaded config fails cleanly
+	// (the file is closed), and does not open the file again.
 	if _, err := cur.Claim(context.Background(), key, hashA, "t2", time.Minute); err == nil {
-		t.Fatal("Claim on a cleaned-up Store succeeded")
+		t.Fatal("Claim on a cleaned-up Store whose file is closed succeeded")
+	}
+	if fileLocked(t, path) {
+		t.Fatal("an operation after Cleanup opened the file again")
+	}
+}
+
+// TestModuleOpensOnStartOrFirstUse: Provision opens nothing (caddy
+// validate provisions but never starts), Start opens, and an operation
+// that comes before Start (apps start in no set order) opens too.
+func TestModuleOpensOnStartOrFirstUse(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "orders.db")
+	s, unload := loadStore(t, path)
+	defer unload()
+	if _, err := os.Stat(filepath.Dir(path)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Provision created or touched the file's directory: %v", err)
+	}
+	if pooled(path) != nil {
+		t.Fatal("Provision opened the file")
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if pooled(path) == nil || !fileLocked(t, path) {
+		t.Fatal("Start did not open the file")
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("second Start: %v", err)
+	}
+	if refs, _ := pool.References(path); refs != 1 {
+		t.Fatalf("pool references after two Starts = %d, want 1", refs)
+	}
+
+	// Before Start, the first operation opens.
+	path2 := filepath.Join(dir, "first-use.db")
+	s2, unload2 := loadStore(t, path2)
+	defer unload2()
+	if o, err := s2.GetOrder(context.Background(), store.OrderKey{ClientID: "c", MerchantBizNo: "m"}); err != nil || o != nil {
+		t.Fatalf("GetOrder before Start = %v, %v", o, err)
+	}
+	if pooled(path2) == nil {
+		t.Fatal("the first operation did not open the file")
+	}
+	if err := s2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if refs, _ := pool.References(path2); refs != 1 {
+		t.Fatalf("pool references after first use and Start = %d, want 1", refs)
 	}
 }
 
 func TestModuleDefaultPath(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_DATA_HOME", dir) // caddy.AppDataDir honours it
-	s, unload := loadStore(t, "")
+	_, unload := startStore(t, "")
 	defer unload()
 	want := filepath.Join(dir, "caddy", "alipay_order_sync", "orders.db")
-	if got := dbOf(t, s).path; got != want {
-		t.Fatalf("default path = %s, want %s", got, want)
+	if db := pooled(want); db == nil || db.path != want {
+		t.Fatalf("the default path is not %s", want)
 	}
 	if _, err := os.Stat(want); err != nil {
 		t.Fatal(err)
@@ -144,6 +216,8 @@ func TestModuleFailedProvision(t *testing.T) {
 		"unset placeholder":   "{env.ORDERSYNC_SURELY_UNSET}/orders.db",
 		"unknown placeholder": "{nope.x}/orders.db",
 		"parent is a file":    filepath.Join(blocker, "orders.db"),
+		"ancestor is a file":  filepath.Join(blocker, "deeper", "orders.db"),
+		"path is a directory": t.TempDir(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
@@ -153,7 +227,7 @@ func TestModuleFailedProvision(t *testing.T) {
 			if err == nil {
 				t.Fatal("Provision succeeded")
 			}
-			if !strings.Contains(err.Error(), "bbolt") || strings.Count(err.Error(), "bbolt store") > 1 {
+			if !strings.Contains(err.Error(), "bbolt") || strings.Count(err.Error(), "bbolt") > 1 {
 				t.Errorf("error %q does not name the store, or names it twice", err)
 			}
 			s := &Store{Path: path}
@@ -170,6 +244,11 @@ func TestModuleFailedProvision(t *testing.T) {
 	}
 }
 
+// TestModuleOpenTimeout: a file locked by another process does not hold up
+// Provision (so caddy validate passes next to a running Caddy); Start waits
+// for the lock up to the timeout and fails naming the file and the likely
+// cause, which fails caddy run; and an operation that would open it gives
+// up when its context ends.
 func TestModuleOpenTimeout(t *testing.T) {
 	t.Parallel() // it waits out the 5s default; let it overlap the suite
 	path := filepath.Join(t.TempDir(), "orders.db")
@@ -178,18 +257,35 @@ func TestModuleOpenTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer holder.Close()
-	// Through the pool, so the constructor's error path is the one taken;
-	// the default 5s timeout applies.
-	began := time.Now()
-	s := &Store{Path: path}
 	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	err = s.Provision(cctx)
+	s := &Store{Path: path}
+	began := time.Now()
+	if err := s.Provision(cctx); err != nil {
+		t.Fatalf("Provision of a locked file: %v", err)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("Provision took %v: it waited for the file", took)
+	}
+
+	octx, ocancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer ocancel()
+	began = time.Now()
+	if _, err := s.GetOrder(octx, store.OrderKey{ClientID: "c", MerchantBizNo: "m"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("GetOrder while the file is locked: %v, want the context's deadline", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("GetOrder returned %v after its 200ms deadline", took)
+	}
+
+	// Through the pool, so the constructor's error path is the one taken;
+	// the default 5s timeout applies.
+	err = s.Start()
 	if err == nil {
-		t.Fatal("Provision of a locked file succeeded")
+		t.Fatal("Start on a locked file succeeded")
 	}
 	if waited := time.Since(began); waited > DefaultTimeout+2*time.Second {
-		t.Errorf("Provision gave up after %v", waited)
+		t.Errorf("Start gave up after %v", waited)
 	}
 	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "another process") {
 		t.Errorf("error %q does not name the file and the likely cause", err)
@@ -260,9 +356,8 @@ func TestUnmarshalModule(t *testing.T) {
 // be set (or even named) from JSON.
 func TestModuleJSON(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "orders.db")
-	s, unload := loadStore(t, path)
+	s, unload := startStore(t, path)
 	defer unload()
-	dbOf(t, s) // provisioned
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +373,7 @@ func TestModuleJSON(t *testing.T) {
 	if err := caddy.StrictUnmarshalJSON(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if err := caddy.StrictUnmarshalJSON(want, &back); err != nil || back.Path != path || back.Handle.Backend != nil {
+	if err := caddy.StrictUnmarshalJSON(want, &back); err != nil || back.Path != path || back.Handle != (store.Handle{}) {
 		t.Fatalf("StrictUnmarshalJSON(%s) = %+v, %v", want, back, err)
 	}
 	for _, in := range []string{`{"path":"x","Handle":{}}`, `{"path":"x","Store":{}}`, `{"path":"x","handle":null}`} {

@@ -1,7 +1,10 @@
 package redisstore
 
 import (
+	"context"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-alipay/ordersync/store"
 	"github.com/caddy-alipay/ordersync/store/storetest"
@@ -17,7 +20,16 @@ func TestConformanceModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the suite already ran on Backend")
 	}
-	storetest.Run(t, func(t *testing.T) store.Backend { return &Store{Handle: store.Handle{Backend: newBackend(t)}} })
+	addr := sharedAddr(t)
+	storetest.Run(t, func(t *testing.T) store.Backend {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		s := &Store{Address: addr, KeyPrefix: uniquePrefix()}
+		if err := s.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); _ = s.Cleanup() })
+		return s
+	})
 }
 
 func BenchmarkStore(b *testing.B) {

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -21,9 +22,23 @@ func init() {
 // matching redis-cli's and go-redis's default.
 const DefaultAddress = "localhost:6379"
 
+// pool holds one Backend (one connection pool) per server, credentials,
+// database and key prefix, so that a config reload keeps the connections of
+// the config it replaces, and handlers naming the same server share them.
+var pool = caddy.NewUsagePool()
+
+type pooledBackend struct{ b *Backend }
+
+func (p pooledBackend) Destruct() error { return p.b.Close() }
+
 // Store is the Caddy module http.alipay_order_sync.stores.redis: a
 // store.Backend shared by every Caddy instance that points at the same Redis
-// server, DB and key prefix. It forwards to a Backend built in Provision.
+// server, DB and key prefix.
+//
+// Provision only resolves and checks the configuration; the client is made
+// (from the pool) when Caddy starts, by the alipay_order_sync app, or by the
+// first request if that comes first, and it connects on its first command.
+// So `caddy validate` neither needs nor waits for a reachable Redis.
 type Store struct {
 	// Address is the server's host:port (default localhost:6379).
 	// {env.*} and {file.*} placeholders are resolved at load.
@@ -43,11 +58,8 @@ type Store struct {
 	// and the address's host name.
 	TLS bool `json:"tls,omitempty"`
 
-	closed bool
-
-	// Handle makes Store a store.Store: it forwards every call to the
-	// Backend built in Provision, and answers store.ErrNotProvisioned before
-	// Provision and after Cleanup. It is not configuration.
+	// Handle makes Store a store.Backend: it takes the pooled Backend when
+	// needed and forwards every call to it. It is not configuration.
 	store.Handle `json:"-"`
 }
 
@@ -59,28 +71,52 @@ func (Store) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves placeholders and creates the client. It does not
-// contact the server, so caddy validate works without Redis and a config
-// reload is not held up by a slow one; the first request connects.
+// Provision resolves placeholders and checks the options. It does not
+// contact the server.
 func (s *Store) Provision(ctx caddy.Context) error {
 	routeRedisLogs()
 	opts, err := s.options()
 	if err != nil {
 		return err
 	}
-	c, err := Open(opts)
-	if err != nil {
+	logger := ctx.Logger()
+	key := poolKey(opts)
+	open := func() (store.Backend, error) {
+		val, loaded, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+			b, err := Open(opts)
+			if err != nil {
+				return nil, err
+			}
+			return pooledBackend{b}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !loaded {
+			logger.Info("redis state store",
+				zap.String("address", opts.Addr),
+				zap.String("username", opts.Username),
+				zap.Bool("password_set", opts.Password != ""),
+				zap.Int("db", opts.DB),
+				zap.String("key_prefix", opts.KeyPrefix),
+				zap.Bool("tls", opts.TLS != nil))
+		}
+		return val.(pooledBackend).b, nil
+	}
+	release := func() error {
+		_, err := pool.Delete(key)
 		return err
 	}
-	s.Handle = store.Handle{Backend: c}
-	ctx.Logger().Info("redis state store",
-		zap.String("address", opts.Addr),
-		zap.String("username", opts.Username),
-		zap.Bool("password_set", opts.Password != ""),
-		zap.Int("db", opts.DB),
-		zap.String("key_prefix", opts.KeyPrefix),
-		zap.Bool("tls", opts.TLS != nil))
+	s.Handle = store.NewHandle(open, release)
 	return nil
+}
+
+// poolKey identifies what a pooled Backend is made of. The password is
+// hashed so that it is not kept as a key (nor shown by anything that lists
+// the pool's keys).
+func poolKey(o Options) string {
+	pw := sha256.Sum256([]byte(o.Password))
+	return fmt.Sprintf("%s\x00%s\x00%x\x00%d\x00%s\x00%t", o.Addr, o.Username, pw, o.DB, o.KeyPrefix, o.TLS != nil)
 }
 
 // options turns the configuration into Options, resolving placeholders.
@@ -94,7 +130,7 @@ func (s *Store) options() (Options, error) {
 		if v != "" && out == "" {
 			// An unset {env.X} would otherwise silently mean "no
 			// password" or "the default prefix".
-			return "", fmt.Errorf("redis store: %s %q resolved to an empty value", field, v)
+			return "", fmt.Errorf("%s %q resolved to an empty value", field, v)
 		}
 		return out, nil
 	}
@@ -112,44 +148,38 @@ func (s *Store) options() (Options, error) {
 	if opts.Password, err = resolve("password", s.Password); err != nil {
 		// The field name is enough; the placeholder text is not secret but
 		// there is no reason to print anything from this field.
-		return Options{}, errors.New("redis store: password resolved to an empty value")
+		return Options{}, errors.New("password resolved to an empty value")
 	}
 	if opts.KeyPrefix, err = resolve("key_prefix", s.KeyPrefix); err != nil {
 		return Options{}, err
 	}
 	if s.DB < 0 {
-		return Options{}, fmt.Errorf("redis store: db must be >= 0, got %d", s.DB)
+		return Options{}, fmt.Errorf("db must be >= 0, got %d", s.DB)
 	}
 	opts.DB = s.DB
 	if s.TLS {
 		host, _, err := net.SplitHostPort(opts.Addr)
 		if err != nil {
-			return Options{}, fmt.Errorf("redis store: address %q: %v", opts.Addr, err)
+			return Options{}, fmt.Errorf("address %q: %v", opts.Addr, err)
 		}
 		opts.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	}
 	return opts, nil
 }
 
-// Cleanup closes the client. It runs after a failed Provision too, when
-// there may be no client.
-func (s *Store) Cleanup() error {
-	c, _ := s.Handle.Backend.(*Backend)
-	if c == nil || s.closed {
-		return nil
-	}
-	// The handle stays: a request of the old config still finishing after
-	// a reload gets go-redis's "client is closed" error (U), not a data race.
-	s.closed = true
-	return c.Close()
-}
+// Cleanup gives back this Store's use of the pooled Backend; the last user
+// closes it. It runs after a failed Provision too. A request still draining
+// from the unloaded config goes on with the Backend, which stays open while
+// the config that replaced this one uses it.
+func (s *Store) Cleanup() error { return s.Handle.Close() }
 
 // Interface guards
 var (
-	_ store.Backend         = (*Backend)(nil)
-	_ store.Backend         = (*Store)(nil)
-	_ caddy.Module          = (*Store)(nil)
-	_ caddy.Provisioner     = (*Store)(nil)
-	_ caddy.CleanerUpper    = (*Store)(nil)
-	_ caddyfile.Unmarshaler = (*Store)(nil)
+	_ store.Backend              = (*Backend)(nil)
+	_ store.Backend              = (*Store)(nil)
+	_ interface{ Start() error } = (*Store)(nil)
+	_ caddy.Module               = (*Store)(nil)
+	_ caddy.Provisioner          = (*Store)(nil)
+	_ caddy.CleanerUpper         = (*Store)(nil)
+	_ caddyfile.Unmarshaler      = (*Store)(nil)
 )

@@ -113,9 +113,9 @@ func TestJSONFieldNames(t *testing.T) {
 		t.Fatalf("JSON = %s, want %s", b, want)
 	}
 
-	// Provisioned, the embedded store.Handle holds a Backend and still is
-	// no part of the JSON; the JSON loads back under Caddy's strict
-	// decoding, and the Handle cannot be set (or even named) from JSON.
+	// Started, the embedded store.Handle holds a Backend and still is no
+	// part of the JSON; the JSON loads back under Caddy's strict decoding,
+	// and the Handle cannot be set (or even named) from JSON.
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	s := &Store{Address: "a:1", Username: "u", Password: "p", DB: 1, KeyPrefix: "k:", TLS: true}
@@ -123,8 +123,8 @@ func TestJSONFieldNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Cleanup()
-	if _, ok := s.Handle.Backend.(*Backend); !ok {
-		t.Fatalf("Provision left %#v in the Handle, want a *Backend", s.Handle.Backend)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
 	}
 	if b, err = json.Marshal(s); err != nil || string(b) != want {
 		t.Fatalf("JSON of a provisioned Store = %s, %v; want %s", b, err, want)
@@ -201,7 +201,8 @@ func TestProvisionWithEnvPassword(t *testing.T) {
 }
 
 // TestProvisionDoesNotConnect: caddy validate provisions modules; it must
-// not need (or wait for) a reachable server.
+// not need (or wait for) a reachable server, nor take a client from the
+// pool. Start takes it, still without connecting.
 func TestProvisionDoesNotConnect(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -210,11 +211,65 @@ func TestProvisionDoesNotConnect(t *testing.T) {
 	if err := s.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
+	opts, _ := s.options()
+	if _, ok := pool.References(poolKey(opts)); ok {
+		t.Fatal("Provision took a client from the pool")
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("Start with no server: %v", err)
+	}
+	if refs, _ := pool.References(poolKey(opts)); refs != 1 {
+		t.Fatalf("pool references after Start = %d, want 1", refs)
+	}
 	if err := s.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 30*time.Second {
-		t.Fatalf("Provision took %v", d)
+		t.Fatalf("Provision and Start took %v", d)
+	}
+}
+
+// TestModuleReloadSharesTheClient: the config a reload starts shares the
+// pooled client (and its connections) of the config it replaces, which
+// closes only when its last user is cleaned up.
+func TestModuleReloadSharesTheClient(t *testing.T) {
+	addr, prefix := sharedAddr(t), uniquePrefix()
+	load := func() (*Store, context.CancelFunc) {
+		cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		s := &Store{Address: addr, KeyPrefix: prefix}
+		if err := s.Provision(cctx); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		return s, func() { cancel(); _ = s.Cleanup() }
+	}
+	old, unloadOld := load()
+	cur, unloadCur := load()
+	opts, _ := old.options()
+	key := poolKey(opts)
+	if refs, _ := pool.References(key); refs != 2 {
+		t.Fatalf("pool references with two configs = %d, want 2", refs)
+	}
+	okey := store.OrderKey{ClientID: "c", MerchantBizNo: "m"}
+	if err := old.LockOrder(context.Background(), okey, "old", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	unloadOld()
+	if refs, _ := pool.References(key); refs != 1 {
+		t.Fatalf("pool references after the old config left = %d, want 1", refs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cur.UnlockOrder(ctx, okey, "old"); err != nil {
+		t.Fatalf("the new config's client after the old one left: %v", err)
+	}
+	unloadCur()
+	if _, ok := pool.References(key); ok {
+		t.Fatal("pool entry left after every user was cleaned up")
 	}
 }
 
@@ -238,8 +293,8 @@ func TestCleanupAfterFailedProvision(t *testing.T) {
 
 // TestNotProvisioned: every store.Backend method of a Store that was never
 // provisioned reports store.ErrNotProvisioned, one that was cleaned up
-// reports an error (its closed client's), neither panics, and a second
-// Cleanup is harmless.
+// reports store.ErrClosed, neither panics, and a second Cleanup is
+// harmless.
 func TestNotProvisioned(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -272,6 +327,9 @@ func TestNotProvisioned(t *testing.T) {
 		} {
 			if name == "zero" && !errors.Is(err, store.ErrNotProvisioned) {
 				t.Errorf("%s on a %s Store: %v, want ErrNotProvisioned", op, name, err)
+			}
+			if name == "cleaned up" && !errors.Is(err, store.ErrClosed) {
+				t.Errorf("%s on a %s Store: %v, want ErrClosed", op, name, err)
 			}
 			if err == nil {
 				t.Errorf("%s on a %s Store succeeded", op, name)
