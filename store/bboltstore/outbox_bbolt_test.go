@@ -30,12 +30,24 @@ func TestOutboxConformanceModule(t *testing.T) {
 	h := outboxHarness(Options{SweepInterval: -1})
 	open, restart := h.Open, h.Restart
 	h.Open = func(t *testing.T) store.OutboxBackend {
-		return &Store{Handle: store.Handle{Backend: open(t).(*Backend)}}
+		return moduleOver(open(t).(*Backend))
 	}
 	h.Restart = func(t *testing.T, b store.OutboxBackend) store.OutboxBackend {
-		return &Store{Handle: store.Handle{Backend: restart(t, b.(*Store).Backend.(*Backend)).(*Backend)}}
+		return moduleOver(restart(t, b.(*opened).b).(*Backend))
 	}
 	outboxtest.Run(t, h)
+}
+
+// opened is the Caddy module over a Backend opened by the test, as if the
+// module had opened it.
+type opened struct {
+	*Store
+	b *Backend
+}
+
+func moduleOver(b *Backend) *opened {
+	h := store.NewHandle(func() (store.Backend, error) { return b, nil }, func() error { return nil })
+	return &opened{Store: &Store{Handle: h}, b: b}
 }
 
 // killChildEnv names the file a child process of TestOutboxKilledProcess

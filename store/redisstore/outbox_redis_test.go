@@ -20,10 +20,17 @@ func TestOutboxConformanceModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the suite already ran on Backend")
 	}
-	wrap := func(b store.OutboxBackend) store.OutboxBackend {
-		return &Store{Handle: store.Handle{Backend: b.(*Backend)}}
+	// The module over a Backend opened by the test, as if the module had
+	// opened it.
+	type opened struct {
+		*Store
+		b *Backend
 	}
-	unwrap := func(b store.OutboxBackend) store.OutboxBackend { return b.(*Store).Backend.(*Backend) }
+	wrap := func(b store.OutboxBackend) store.OutboxBackend {
+		h := store.NewHandle(func() (store.Backend, error) { return b.(*Backend), nil }, func() error { return nil })
+		return &opened{Store: &Store{Handle: h}, b: b.(*Backend)}
+	}
+	unwrap := func(b store.OutboxBackend) store.OutboxBackend { return b.(*opened).b }
 	h := outboxHarness()
 	open, peer, restart := h.Open, h.Peer, h.Restart
 	h.Open = func(t *testing.T) store.OutboxBackend { return wrap(open(t)) }
