@@ -217,7 +217,7 @@ type DueLanes struct {
 // OutboxStats is one client's outbox at a glance, for metrics.
 type OutboxStats struct {
 	Queued           int       // entries queued (the queue depth)
-	OldestQueuedAt   time.Time // QueuedAt of the oldest queued entry; zero when none
+	OldestQueuedAt   time.Time // QueuedAt of the oldest queued entry, to the millisecond; zero when none
 	CallbacksPending int
 }
 
