@@ -184,19 +184,19 @@ func testRetention(t *testing.T, h Harness, b store.OutboxBackend, ids *idSource
 	mustEnqueue(t, b, newEntry(lane, "loud", "REFUNDED", at), mustLane(t, b, lane).Version)
 	tok := mustLease(t, b, lane, longTTL)
 	c := succeeded("quiet", now())
-	c.Callback, c.Retention = false, shortTTL
+	c.Callback, c.Retention = false, retentionShort
 	if err := b.Complete(ctx, lane, tok, "quiet", c); err != nil {
 		t.Fatal(err)
 	}
 	c = succeeded("loud", now())
-	c.Retention = shortTTL
+	c.Retention = retentionShort
 	if err := b.Complete(ctx, lane, tok, "loud", c); err != nil {
 		t.Fatal(err)
 	}
 	if list, err := b.ListEntries(ctx, client, store.EntrySucceeded, 10); err != nil || len(list) != 2 {
 		t.Errorf("ListEntries within retention = %d entries, %v; want 2", len(list), err)
 	}
-	time.Sleep(pastExpiry)
+	time.Sleep(pastRetention)
 	if e, err := b.GetEntry(ctx, rkey(lane, "quiet")); err != nil || e != nil {
 		t.Errorf("GetEntry after retention = %+v, %v; want nil", e, err)
 	}

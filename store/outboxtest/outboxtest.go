@@ -52,6 +52,11 @@ const (
 	pastExpiry = 450 * time.Millisecond
 	longTTL    = time.Minute
 	retention  = time.Hour
+	// retentionShort is the retention of the entries that are checked
+	// both before and after it ends: long enough for the check before on
+	// a loaded machine.
+	retentionShort = time.Second
+	pastRetention  = 1200 * time.Millisecond
 	// patience bounds any wait that should end promptly.
 	patience = 5 * time.Second
 )
