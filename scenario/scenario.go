@@ -206,3 +206,15 @@ func (c *Catalog) Match(req *message.Request) *Scenario {
 	}
 	return nil
 }
+
+// Lookup returns the enabled scenario called name, or nil. The egress
+// outbox stores each entry's scenario by name, and an operator's requeue
+// judges the entry by that scenario's state machine as configured now.
+func (c *Catalog) Lookup(name string) *Scenario {
+	for _, s := range c.scenarios {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}

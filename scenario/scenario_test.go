@@ -449,3 +449,21 @@ func BenchmarkMatch(b *testing.B) {
 		}
 	}
 }
+
+// Lookup finds an enabled scenario by name, and nothing else.
+func TestLookup(t *testing.T) {
+	c, err := New([]Config{{Name: "queue_up", MerchantBizType: "QUEUE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"queue_up", "gift_card"} {
+		if sc := c.Lookup(name); sc == nil || sc.Name() != name {
+			t.Errorf("Lookup(%q) = %v", name, sc)
+		}
+	}
+	for _, name := range []string{"self_pick", "", "QUEUE"} {
+		if sc := c.Lookup(name); sc != nil {
+			t.Errorf("Lookup(%q) = %s, want nil", name, sc.Name())
+		}
+	}
+}

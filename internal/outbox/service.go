@@ -2,9 +2,20 @@ package outbox
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/caddy-alipay/ordersync/internal/orderflow"
+	"github.com/caddy-alipay/ordersync/message"
+	"github.com/caddy-alipay/ordersync/schema"
+	"github.com/caddy-alipay/ordersync/statemachine"
+	"github.com/caddy-alipay/ordersync/store"
 )
 
 // Response headers of every egress answer.
@@ -90,12 +101,36 @@ const (
 type Service struct {
 	cfg    Config
 	runner *Runner
+	ob     *store.Outbox
+	base   *schema.Schema
+	// tooLarge is the message of a body over max_body_size, made once.
+	tooLarge string
 }
 
 // NewService returns the Service of cfg over r, the Runner of the same
 // store and cfg.ClientID. Errors name the option.
 func NewService(cfg Config, r *Runner) (*Service, error) {
-	panic("not implemented yet")
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, errors.New("outbox: no runner")
+	}
+	if c.ClientID != r.clientID {
+		return nil, errors.New("client_id: the runner given delivers for another client_id")
+	}
+	base, err := schema.Base()
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		cfg:      c,
+		runner:   r,
+		ob:       r.ob,
+		base:     base,
+		tooLarge: fmt.Sprintf("body: larger than %d bytes (max_body_size)", c.MaxBodySize),
+	}, nil
 }
 
 // Submit answers one POST of an order (the package documentation lists
@@ -103,12 +138,372 @@ func NewService(cfg Config, r *Runner) (*Service, error) {
 // few store operations, which are bounded; sooner when ctx ends (the
 // answer is then 202 if the entry is queued, and nobody reads it anyway).
 func (s *Service) Submit(ctx context.Context, req SubmitRequest) Response {
-	panic("not implemented yet")
+	received := time.Now()
+	// 1. Guards.
+	if req.Method != http.MethodPost {
+		return refuse(ids{}, orderflow.MethodNotSupported, ReasonMethod, "method: only POST is supported (GET looks an entry up by ?requestId=)")
+	}
+	if !jsonContentType(req.Header.Values("Content-Type")) {
+		return refuse(ids{}, orderflow.MediaTypeNotAcceptable, ReasonMediaType, "Content-Type: must be application/json")
+	}
+	if req.BodyErr != nil {
+		return refuse(ids{}, orderflow.ParamIllegal, ReasonBodySize, "body: could not be read")
+	}
+	if int64(len(req.Body)) > s.cfg.MaxBodySize {
+		return refuse(ids{}, orderflow.ParamIllegal, ReasonBodySize, s.tooLarge)
+	}
+
+	// 2.-4. Decode, requestId, validate, match.
+	doc, err := message.Decode(req.Body)
+	if err != nil {
+		return refuse(ids{}, orderflow.ParamIllegal, ReasonJSON, err.Error())
+	}
+	if requestIDAbsent(doc) {
+		doc.SetString("requestId", deriveFrom(doc))
+	}
+	if err := s.base.Validate(doc.Tree()); err != nil {
+		return refuse(loggableIDs(doc), orderflow.ParamIllegal, ReasonSchema, err.Error())
+	}
+	r, err := doc.Request()
+	if err != nil {
+		return refuse(loggableIDs(doc), orderflow.ParamIllegal, ReasonJSON, err.Error())
+	}
+	id := ids{RequestID: r.RequestID, MerchantBizNo: r.MerchantBizNo}
+	sc := s.cfg.Scenarios.Match(r)
+	if sc == nil {
+		return refuse(id, orderflow.UnSupportBusiness, ReasonNoScenario, "merchantBizType: no enabled scenario matches this request")
+	}
+	id.Scenario = sc.Name()
+	if err := sc.Validate(doc.Tree()); err != nil {
+		return refuse(id, orderflow.ParamIllegal, ReasonSchema, err.Error())
+	}
+	if !sc.Machine().Has(r.OrderStatus) {
+		return refuse(id, orderflow.ParamIllegal, ReasonSchema, "orderStatus: not a status of scenario "+sc.Name())
+	}
+
+	// 5. The body AlipayHK will get, fixed now.
+	body, err := doc.Canonical()
+	if err != nil {
+		// A decoded tree always serializes; this is a bug, not the caller's.
+		return unavailable(id, "body: could not be serialized; nothing was queued")
+	}
+	hash := store.HashBody(body)
+	wait := s.cfg.Wait
+	async, preferWait := preferences(req.Header.Values("Prefer"))
+	if preferWait >= 0 {
+		wait = min(wait, preferWait)
+	}
+	deadline := received.Add(wait)
+
+	// Registered before the entry is read or written: a final state written
+	// from then on reaches this call.
+	final, done := s.runner.await(r.RequestID)
+	defer done()
+
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	key := store.RequestKey{ClientID: s.cfg.ClientID, RequestID: r.RequestID}
+	laneKey := store.LaneKey{ClientID: s.cfg.ClientID, MerchantBizNo: r.MerchantBizNo}
+
+	// 6. Dedupe, before the state check.
+	existing, err := s.ob.Entry(sctx, key)
+	if err != nil {
+		return unavailable(id, "store: the state store is unavailable; nothing was queued, retry later")
+	}
+	if existing != nil {
+		return s.same(ctx, id, existing, hash, async, deadline, final)
+	}
+
+	entry := store.Entry{
+		ClientID:        s.cfg.ClientID,
+		RequestID:       r.RequestID,
+		MerchantBizNo:   r.MerchantBizNo,
+		Scenario:        sc.Name(),
+		OrderStatus:     r.OrderStatus,
+		OrderModifyTime: r.ModifyTimeMillis(),
+		Body:            body,
+		BodyHash:        hash,
+		State:           store.EntryQueued,
+	}
+	for {
+		// 7. The state check, against the lane as read now.
+		lane, err := s.ob.Lane(sctx, laneKey)
+		if err != nil {
+			return unavailable(id, "store: the state store is unavailable; nothing was queued, retry later")
+		}
+		c := checkLane(sc, lane, r.OrderStatus, r.ModifyTimeMillis())
+		switch c.Verdict {
+		case statemachine.Reject:
+			return refuse(id, orderflow.OrderStatusInvalid, c.Label, c.Reason)
+		case statemachine.AlreadyCurrent:
+			if c.Last == nil {
+				a := lane.Accepted
+				return answer(id, http.StatusOK, DecidedByGateway, orderflow.Success, ReasonAlreadyCurrent, orderflow.Outcome{
+					Code:             orderflow.Success,
+					OrderID:          a.OrderID,
+					OrderStatus:      a.Status,
+					DistributeResult: a.DistributeResult,
+				}.Body())
+			}
+			// What this POST asks is what the last queued entry will
+			// send: its answer is this one's.
+			return s.queuedTwin(ctx, id, c.Last, async, deadline)
+		}
+
+		// 8. Enqueue: durable, atomic with the dedupe and the lane version.
+		now := time.Now()
+		entry.CreatedAt, entry.QueuedAt, entry.UpdatedAt, entry.NextAttemptAt = now, now, now, now
+		existing, err = s.ob.Enqueue(sctx, entry, lane.Version)
+		if errors.Is(err, store.ErrConflict) {
+			if sctx.Err() != nil {
+				return unavailable(id, "store: the order's lane kept changing; nothing was queued, retry later")
+			}
+			continue // the lane moved since it was read: read and judge again
+		}
+		if err != nil {
+			// A write cut off may still have been made: look once before
+			// saying nothing was queued.
+			existing = s.recheck(ctx, key)
+			if existing == nil {
+				return unavailable(id, "store: the state store is unavailable; nothing was queued, retry later")
+			}
+		}
+		if existing != nil {
+			// Another POST of this requestId won the race, or the write
+			// above was made after all.
+			return s.same(ctx, id, existing, hash, async, deadline, final)
+		}
+		break
+	}
+
+	// 9. Queued and durable: from here the answer is never 503.
+	if async {
+		return queued(id, &entry, ReasonAsync)
+	}
+	s.runner.Wake(laneKey)
+	return s.wait(ctx, id, &entry, deadline, final)
+}
+
+// same answers a POST whose requestId has an entry: that entry's answer
+// for the same body, PARAM_ILLEGAL for another.
+func (s *Service) same(ctx context.Context, id ids, e *store.Entry, hash store.BodyHash, async bool, deadline time.Time, final <-chan *store.Entry) Response {
+	if e.BodyHash != hash {
+		return refuse(id, orderflow.ParamIllegal, ReasonRequestIDReused, "requestId: already used with a different body")
+	}
+	if e.State.Final() || async {
+		return entryAnswer(id, e, ReasonAsync)
+	}
+	s.runner.Wake(store.LaneKey{ClientID: e.ClientID, MerchantBizNo: e.MerchantBizNo})
+	return s.wait(ctx, id, e, deadline, final)
+}
+
+// queuedTwin answers a POST that asks for what the lane's last queued entry
+// already asks for (its status again, not repeatable): with that entry,
+// waited for like a new one. Nothing is queued.
+func (s *Service) queuedTwin(ctx context.Context, id ids, twin *store.Entry, async bool, deadline time.Time) Response {
+	id.RequestID = twin.RequestID // the answer is about the twin
+	if async {
+		return queued(id, twin, ReasonAsync)
+	}
+	final, done := s.runner.await(twin.RequestID)
+	defer done()
+	// Read again now that the waiter is registered: it may have ended
+	// between the lane's read and the registration.
+	sctx, cancel := storeCtx(ctx)
+	e, err := s.ob.Entry(sctx, store.RequestKey{ClientID: twin.ClientID, RequestID: twin.RequestID})
+	cancel()
+	if err == nil && e != nil {
+		twin = e
+	}
+	if twin.State.Final() {
+		return entryAnswer(id, twin, ReasonQueued)
+	}
+	return s.wait(ctx, id, twin, deadline, final)
+}
+
+// wait waits until deadline for e to become final, woken by the runner;
+// at the deadline it reads the entry once more (another instance may have
+// delivered it).
+func (s *Service) wait(ctx context.Context, id ids, e *store.Entry, deadline time.Time, final <-chan *store.Entry) Response {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case f := <-final:
+		return entryAnswer(id, f, ReasonQueued)
+	case <-ctx.Done():
+		return queued(id, e, ReasonQueued)
+	case <-timer.C:
+	}
+	// Bounded tightly: the caller was promised an answer by wait.
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if now, err := s.ob.Entry(rctx, store.RequestKey{ClientID: e.ClientID, RequestID: e.RequestID}); err == nil && now != nil {
+		e = now
+	}
+	return entryAnswer(id, e, ReasonQueued)
+}
+
+// recheck reads the entry once after an Enqueue that failed, with a fresh
+// short bound.
+func (s *Service) recheck(ctx context.Context, key store.RequestKey) *store.Entry {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	e, err := s.ob.Entry(rctx, key)
+	if err != nil {
+		return nil
+	}
+	return e
 }
 
 // Lookup answers GET ?requestId=<id>: 200 with the entry, 404 with a small
 // JSON body when there is none (or requestID is ""), 503 with the
 // UNKNOWN_EXCEPTION envelope when the store fails.
 func (s *Service) Lookup(ctx context.Context, requestID string) Response {
-	panic("not implemented yet")
+	id := ids{RequestID: safeID(requestID)}
+	if requestID == "" {
+		return notFound(id, ReasonMissingRequestID, "requestId: the query parameter is required")
+	}
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	e, err := s.ob.Entry(sctx, store.RequestKey{ClientID: s.cfg.ClientID, RequestID: requestID})
+	if err != nil {
+		return unavailable(id, "store: the state store is unavailable, retry later")
+	}
+	if e == nil {
+		return notFound(id, ReasonNotFound, "requestId: no entry with this requestId")
+	}
+	id.MerchantBizNo = e.MerchantBizNo
+	id.Scenario = e.Scenario
+	return answer(id, http.StatusOK, DecidedByGateway, "", ReasonLookup, EntryJSON(e))
+}
+
+// ids are what an answer is about, as far as known.
+type ids struct{ RequestID, MerchantBizNo, Scenario string }
+
+// entryAnswer answers with an entry's state: AlipayHK's envelope byte for
+// byte once it gave its final answer, else 202 with the entry (queued; or
+// final without AlipayHK's answer: expired, dropped by an operator —
+// there is no envelope to give, and 200 always carries one).
+func entryAnswer(id ids, e *store.Entry, reason Reason) Response {
+	id.RequestID = e.RequestID
+	if e.State.Final() && e.Reply != nil {
+		return answer(id, http.StatusOK, DecidedByAlipayHK, orderflow.CodeOf(e.Reply.Body), ReasonAlipayHK, e.Reply.Body)
+	}
+	if e.State.Final() {
+		reason = ReasonEnded
+	}
+	return queued(id, e, reason)
+}
+
+// queued is 202 with the entry.
+func queued(id ids, e *store.Entry, reason Reason) Response {
+	id.RequestID = e.RequestID
+	resp := answer(id, http.StatusAccepted, DecidedByGateway, "", reason, EntryJSON(e))
+	if reason == ReasonAsync {
+		resp.Header.Set("Preference-Applied", "respond-async")
+	}
+	return resp
+}
+
+// refuse is the envelope made by the gateway for a POST refused before
+// anything was queued: HTTP 200, never signed.
+func refuse(id ids, code orderflow.Code, reason Reason, msg string) Response {
+	return answer(id, http.StatusOK, DecidedByGateway, code, reason, orderflow.Outcome{Code: code, Message: msg}.Body())
+}
+
+// unavailable is 503 with the UNKNOWN_EXCEPTION envelope: nothing queued.
+func unavailable(id ids, msg string) Response {
+	code := orderflow.UnknownException
+	return answer(id, http.StatusServiceUnavailable, DecidedByGateway, code, ReasonStore, orderflow.Outcome{Code: code, Message: msg}.Body())
+}
+
+func notFound(id ids, reason Reason, msg string) Response {
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	return answer(id, http.StatusNotFound, DecidedByGateway, "", reason, body)
+}
+
+func answer(id ids, status int, decidedBy string, code orderflow.Code, reason Reason, body []byte) Response {
+	h := http.Header{}
+	h.Set("Content-Type", jsonUTF8)
+	h.Set(HeaderDecidedBy, decidedBy)
+	if rid := safeID(id.RequestID); rid != "" {
+		h.Set(HeaderRequestID, rid)
+	}
+	return Response{
+		Status:        status,
+		Header:        h,
+		Body:          body,
+		RequestID:     safeID(id.RequestID),
+		MerchantBizNo: safeID(id.MerchantBizNo),
+		Scenario:      id.Scenario,
+		Code:          code,
+		Reason:        reason,
+	}
+}
+
+// safeID is an id fit for a header and a log line: at most 64 bytes, no
+// control character; "" otherwise. Ids that passed the base schema always
+// are; a refused body's may not be.
+func safeID(s string) string {
+	if len(s) > 64 {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return ""
+		}
+	}
+	return s
+}
+
+// loggableIDs reads requestId and merchantBizNo from a body that failed
+// validation, when they are strings fit for a header and a log line.
+func loggableIDs(doc *message.Document) ids {
+	rid, _ := doc.String("requestId")
+	biz, _ := doc.String("merchantBizNo")
+	return ids{RequestID: safeID(rid), MerchantBizNo: safeID(biz)}
+}
+
+// preferences reads the Prefer header (RFC 7240): respond-async, and
+// wait=<seconds> (-1 when absent), which shortens the configured wait.
+// Preferences it does not know are ignored, as RFC 7240 says.
+func preferences(values []string) (async bool, wait time.Duration) {
+	wait = -1
+	for _, v := range values {
+		for _, pref := range strings.Split(v, ",") {
+			token, _, _ := strings.Cut(pref, ";") // parameters: none of ours
+			name, value, _ := strings.Cut(token, "=")
+			name = strings.TrimSpace(name)
+			value = strings.Trim(strings.TrimSpace(value), `"`)
+			switch {
+			case strings.EqualFold(name, "respond-async"):
+				async = true
+			case strings.EqualFold(name, "wait"):
+				if n, err := strconv.ParseUint(value, 10, 31); err == nil {
+					wait = time.Duration(n) * time.Second
+				}
+			}
+		}
+	}
+	return async, wait
+}
+
+// jsonContentType is ingress's media type rule: every Content-Type value
+// is application/json, with no charset or a UTF-8 one.
+func jsonContentType(values []string) bool {
+	if len(values) == 0 {
+		return false
+	}
+	for _, v := range values {
+		mt, params, err := mime.ParseMediaType(v)
+		if err != nil || mt != "application/json" {
+			return false
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			return false
+		}
+	}
+	return true
 }
