@@ -114,33 +114,50 @@ type env struct {
 	obs    *recorder
 	runner *Runner
 	svc    *Service
+	// wrap, when set, wraps the bbolt backend (fault injection).
+	wrap func(store.OutboxBackend) store.OutboxBackend
+	// jitter, when set, replaces the runner's random source.
+	jitter func() float64
+	ro     RunnerOptions
 }
 
-type envOption func(*env, *RunnerOptions)
+type envOption func(*env)
 
 // newEnv starts a runner over a new bbolt file; the runner stops at
 // cleanup.
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, path: filepath.Join(t.TempDir(), "outbox.db"), cfg: testConfig(t)}
-	e.db = openDB(t, e.path)
-	e.ob = store.NewOutbox(e.db)
-	e.alipay = newFakeAlipay(t, &e.cfg)
-	e.obs = newRecorder()
-	ro := RunnerOptions{PollInterval: 50 * time.Millisecond, LeaseTTL: 3 * time.Second, Observer: e.obs}
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "outbox.db"), cfg: testConfig(t), obs: newRecorder()}
+	e.ro = RunnerOptions{PollInterval: 50 * time.Millisecond, LeaseTTL: 3 * time.Second, Observer: e.obs}
 	for _, o := range opts {
-		o(e, &ro)
+		o(e)
 	}
-	e.start(ro)
+	e.alipay = newFakeAlipay(t, &e.cfg)
+	e.open()
+	e.start()
 	return e
 }
 
-// start makes the runner and service over e.ob and starts the runner.
-func (e *env) start(ro RunnerOptions) {
+// open opens the bbolt file (again).
+func (e *env) open() {
 	e.t.Helper()
-	r, err := NewRunner(e.ob, e.cfg, e.alipay, ro)
+	e.db = openDB(e.t, e.path)
+	var b store.OutboxBackend = e.db
+	if e.wrap != nil {
+		b = e.wrap(b)
+	}
+	e.ob = store.NewOutbox(b)
+}
+
+// start makes the runner and service over e.ob and starts the runner.
+func (e *env) start() {
+	e.t.Helper()
+	r, err := NewRunner(e.ob, e.cfg, e.alipay, e.ro)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if e.jitter != nil {
+		r.jitter = e.jitter
 	}
 	svc, err := NewService(e.cfg, r)
 	if err != nil {
@@ -151,11 +168,23 @@ func (e *env) start(ro RunnerOptions) {
 	e.t.Cleanup(r.Stop)
 }
 
-func withConfig(f func(*Config)) envOption { return func(e *env, _ *RunnerOptions) { f(&e.cfg) } }
-
-func withRunner(f func(*RunnerOptions)) envOption {
-	return func(_ *env, ro *RunnerOptions) { f(ro) }
+// restart is a crash and a restart, as far as the outbox can tell: the
+// runner stops (attempts in flight cut off), the file is closed (leases,
+// which bbolt keeps in memory, are gone) and opened again, and a new
+// runner starts over it.
+func (e *env) restart() {
+	e.t.Helper()
+	e.runner.Stop()
+	if err := e.db.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.open()
+	e.start()
 }
+
+func withConfig(f func(*Config)) envOption { return func(e *env) { f(&e.cfg) } }
+
+func withRunner(f func(*RunnerOptions)) envOption { return func(e *env) { f(&e.ro) } }
 
 // post submits an order body (with the JSON Content-Type).
 func (e *env) post(body []byte, header ...string) Response {
@@ -197,7 +226,10 @@ func (e *env) await(requestID string, states ...store.EntryState) *store.Entry {
 			return x
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("entry %s is %+v after %v, want %v", requestID, x, patience, states)
+			if x == nil {
+				e.t.Fatalf("no entry %s after %v, want %v", requestID, patience, states)
+			}
+			e.t.Fatalf("entry %s is %s (attempts %d, lastError %q) after %v, want %v", requestID, x.State, x.Attempts, x.LastError, patience, states)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -383,7 +415,10 @@ type sent struct {
 type fakeAlipay struct {
 	t   testing.TB
 	cfg *Config
-	mu  sync.Mutex
+	// noCheck skips verifying attempts (benchmarks measure the gateway,
+	// not the fake).
+	noCheck bool
+	mu      sync.Mutex
 	// script answers; nil answers S.
 	script func(a Attempt, nth int) action
 	sent   []sent
@@ -411,7 +446,10 @@ func (f *fakeAlipay) always(act action) { f.answer(func(Attempt, int) action { r
 
 func (f *fakeAlipay) Send(ctx context.Context, a Attempt) (Reply, error) {
 	rec := sent{At: time.Now(), RequestID: a.RequestID, MerchantBizNo: a.MerchantBizNo, Number: a.Number,
-		Header: a.Header.Clone(), Body: slices.Clone(a.Body), Problem: f.check(a)}
+		Header: a.Header.Clone(), Body: slices.Clone(a.Body)}
+	if !f.noCheck {
+		rec.Problem = f.check(a)
+	}
 	f.mu.Lock()
 	f.sent = append(f.sent, rec)
 	f.perID[a.RequestID]++
@@ -592,6 +630,7 @@ func replyStatus(status int) action {
 type recorder struct {
 	mu        sync.Mutex
 	attempts  []AttemptEvent
+	heardAt   []time.Time // when each attempt event arrived
 	finals    []FinalEvent
 	callbacks []CallbackEvent
 	operator  []OperatorEvent
@@ -604,6 +643,7 @@ func newRecorder() *recorder { return &recorder{} }
 func (r *recorder) Attempt(e AttemptEvent) {
 	r.mu.Lock()
 	r.attempts = append(r.attempts, e)
+	r.heardAt = append(r.heardAt, time.Now())
 	r.mu.Unlock()
 }
 func (r *recorder) Final(e FinalEvent) { r.mu.Lock(); r.finals = append(r.finals, e); r.mu.Unlock() }

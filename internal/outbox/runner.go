@@ -371,10 +371,7 @@ func (r *Runner) work(lane store.LaneKey) {
 			r.obs.Trouble("release", lane, err)
 		}
 	}()
-	for wctx.Err() == nil {
-		if !r.deliverHead(wctx, lease) {
-			return
-		}
+	for wctx.Err() == nil && r.deliverHead(wctx, lease) {
 	}
 	if context.Cause(wctx) == errLeaseLost {
 		r.obs.Trouble("lease_lost", lane, errLeaseLost)
