@@ -91,7 +91,7 @@ func (r *Runner) callbackRound() bool {
 	cancel()
 	if err != nil {
 		if r.ctx.Err() == nil {
-			r.obs.Trouble("claim_callbacks", store.LaneKey{}, err)
+			r.obs.Trouble(TroubleClaimCallbacks, store.LaneKey{}, err)
 		}
 		return false
 	}
@@ -140,7 +140,7 @@ func (r *Runner) callback(cfg *Config, timeout time.Duration, e *store.Entry) {
 	if err == nil && status >= 200 && status < 300 {
 		ev.Delivered = true
 		if err := r.ob.CallbackDone(wctx, key, id); err != nil {
-			r.obs.Trouble("callback_done", store.LaneKey{}, err)
+			r.obs.Trouble(TroubleCallbackDone, store.LaneKey{}, err)
 		}
 		r.obs.Callback(ev)
 		return
@@ -152,7 +152,7 @@ func (r *Runner) callback(cfg *Config, timeout time.Duration, e *store.Entry) {
 	}
 	ev.NextAttemptAt = time.Now().Add(backoff(number, cfg.RetryInitial, cfg.RetryMax, r.jitter()))
 	if err := r.ob.CallbackRetry(wctx, key, id, ev.NextAttemptAt, ev.Error); err != nil {
-		r.obs.Trouble("callback_retry", store.LaneKey{}, err)
+		r.obs.Trouble(TroubleCallbackRetry, store.LaneKey{}, err)
 	}
 	r.obs.Callback(ev)
 }

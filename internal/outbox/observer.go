@@ -28,12 +28,28 @@ type Observer interface {
 	// interval, while the runner runs.
 	Queue(clientID string, stats store.OutboxStats)
 	// Trouble reports a runner failure that is not an attempt's outcome: a
-	// store operation that failed, a lease lost mid-attempt. Op is a fixed
-	// label ("due", "lease", "renew", "record_attempt", "complete",
-	// "release", "claim_callbacks", "callback_done", "callback_retry",
-	// "stats", "lease_lost"); Lane is zero when no lane is concerned.
+	// store operation that failed, a lease lost mid-attempt. Op is one of
+	// the Trouble* labels; Lane is zero when no lane is concerned. The
+	// runner carries on: what failed is tried again at the next poll.
 	Trouble(op string, lane store.LaneKey, err error)
 }
+
+// The labels Observer.Trouble reports, fixed for metrics: the store
+// operation that failed, or TroubleLeaseLost.
+const (
+	TroubleDue            = "due"             // looking for due lanes
+	TroubleStats          = "stats"           // reading the queue stats
+	TroubleLease          = "lease"           // taking a lane's lease
+	TroubleRenew          = "renew"           // renewing it
+	TroubleRelease        = "release"         // releasing it
+	TroubleLaneRead       = "lane"            // reading the leased lane
+	TroubleRecordAttempt  = "record_attempt"  // recording a retryable attempt
+	TroubleComplete       = "complete"        // writing a final state
+	TroubleLeaseLost      = "lease_lost"      // the lease was lost while a worker held it
+	TroubleClaimCallbacks = "claim_callbacks" // looking for due callbacks
+	TroubleCallbackDone   = "callback_done"   // recording a delivered callback
+	TroubleCallbackRetry  = "callback_retry"  // recording a failed one
+)
 
 // NopObserver does nothing; embed it to implement Observer partly.
 type NopObserver struct{}

@@ -300,7 +300,7 @@ func (r *Runner) poll() time.Time {
 	cancel()
 	if err != nil {
 		if r.ctx.Err() == nil {
-			r.obs.Trouble("due", store.LaneKey{}, err)
+			r.obs.Trouble(TroubleDue, store.LaneKey{}, err)
 		}
 		return time.Time{}
 	}
@@ -324,7 +324,7 @@ func (r *Runner) reportStats() {
 	s, err := r.ob.Stats(ctx, r.clientID)
 	if err != nil {
 		if r.ctx.Err() == nil {
-			r.obs.Trouble("stats", store.LaneKey{}, err)
+			r.obs.Trouble(TroubleStats, store.LaneKey{}, err)
 		}
 		return
 	}
@@ -356,7 +356,7 @@ func (r *Runner) work(lane store.LaneKey) {
 	}
 	if err != nil {
 		if r.ctx.Err() == nil {
-			r.obs.Trouble("lease", lane, err)
+			r.obs.Trouble(TroubleLease, lane, err)
 		}
 		return
 	}
@@ -368,13 +368,13 @@ func (r *Runner) work(lane store.LaneKey) {
 		ctx, cancel := storeCtx(context.Background()) // released even at Stop
 		defer cancel()
 		if err := lease.Release(ctx); err != nil {
-			r.obs.Trouble("release", lane, err)
+			r.obs.Trouble(TroubleRelease, lane, err)
 		}
 	}()
 	for wctx.Err() == nil && r.deliverHead(wctx, lease) {
 	}
 	if context.Cause(wctx) == errLeaseLost {
-		r.obs.Trouble("lease_lost", lane, errLeaseLost)
+		r.obs.Trouble(TroubleLeaseLost, lane, errLeaseLost)
 	}
 }
 
@@ -403,7 +403,7 @@ func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, le
 				stop(errLeaseLost)
 				return
 			case err != nil && ctx.Err() == nil:
-				r.obs.Trouble("renew", lease.Lane(), err)
+				r.obs.Trouble(TroubleRenew, lease.Lane(), err)
 			}
 		}
 	}()
@@ -420,7 +420,7 @@ func (r *Runner) deliverHead(ctx context.Context, lease *store.LaneLease) bool {
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
-			r.obs.Trouble("lane", lane, err)
+			r.obs.Trouble(TroubleLaneRead, lane, err)
 		}
 		return false
 	}
@@ -536,7 +536,7 @@ func (r *Runner) attempt(ctx context.Context, lease *store.LaneLease, l *store.L
 	err = lease.RecordAttempt(wctx, head.RequestID, store.Attempt{At: now, NextAttemptAt: next, LastError: j.Error})
 	cancel()
 	if err != nil {
-		r.obs.Trouble("record_attempt", lease.Lane(), err)
+		r.obs.Trouble(TroubleRecordAttempt, lease.Lane(), err)
 		next = time.Time{}
 	}
 	r.obs.Attempt(r.attemptEvent(head, number, j.Outcome, j, rep, nil, latency, next))
@@ -565,7 +565,7 @@ func (r *Runner) complete(ctx context.Context, lease *store.LaneLease, head *sto
 		// An operator dropped it meanwhile: the lane goes on without it.
 		return true
 	case err != nil:
-		r.obs.Trouble("complete", lease.Lane(), err)
+		r.obs.Trouble(TroubleComplete, lease.Lane(), err)
 		return false
 	}
 	final := *head
