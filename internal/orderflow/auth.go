@@ -1,0 +1,107 @@
+package orderflow
+
+import (
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/caddy-alipay/ordersync/signature"
+)
+
+// authenticate checks Client-Id, key version, signature and Request-Time
+// (step 3 of Serve). It returns the refusal, or nil; a refusal's metrics
+// label is left in a.AuthFailure. clientIDs is how many Client-Id headers came.
+//
+// Each of Client-Id, Signature and Request-Time must be given once: with
+// two, "the first one wins" would let a proxy in front and the gateway
+// disagree on who signed what (README, "Security notes").
+func (f *Flow) authenticate(a *Answer, req *Request, c *Client, clientIDs int) *refusal {
+	refuse := func(label string, code Code, reason, msg string) *refusal {
+		a.AuthFailure = label
+		return &refusal{code, reason, msg}
+	}
+	switch {
+	case clientIDs > 1:
+		return refuse("client", InvalidClient, "client", "Client-Id: given more than once")
+	case a.ClientID == "":
+		return refuse("client", InvalidClient, "client", "Client-Id: missing")
+	case f.cfg.InsecureSkipVerify:
+		return nil
+	case c == nil:
+		return refuse("client", InvalidClient, "client", "Client-Id: not a registered client")
+	}
+	sigs, times := req.Header.Values("Signature"), req.Header.Values("Request-Time")
+	switch {
+	case len(sigs) > 1:
+		return refuse("repeated", InvalidSignature, "signature_repeated", "Signature: given more than once")
+	case len(times) > 1:
+		return refuse("repeated", InvalidSignature, "signature_repeated", "Request-Time: given more than once")
+	case len(sigs) == 0 || sigs[0] == "":
+		return refuse("missing", InvalidSignature, "signature_missing", "Signature: missing")
+	}
+	parsed, err := signature.ParseHeader(sigs[0])
+	if err != nil {
+		return refuse(signatureReason(err), InvalidSignature, "signature_malformed", err.Error())
+	}
+	key, ok := c.Keys[parsed.KeyVersion]
+	if !ok {
+		return refuse("key_not_found", KeyNotFound, "key_not_found", "Signature: keyVersion "+safeToken(parsed.KeyVersion)+" is not registered for this client")
+	}
+	if len(times) == 0 || times[0] == "" {
+		return refuse("time", InvalidSignature, "time", "Request-Time: missing")
+	}
+	reqTime := times[0]
+	if err := signature.Verify(key, req.Method, req.Path, a.ClientID, reqTime, req.Body, parsed.Signature); err != nil {
+		return refuse(signatureReason(err), InvalidSignature, "signature", err.Error())
+	}
+	if f.cfg.TimeWindow > 0 {
+		t, err := signature.ParseTime(reqTime)
+		if err == nil {
+			err = signature.CheckWindow(t, time.Now(), f.cfg.TimeWindow)
+		}
+		if err != nil {
+			return refuse("time", InvalidSignature, "time", err.Error())
+		}
+	}
+	return nil
+}
+
+// safeToken keeps a short, printable token for a message (key versions are
+// small integers; anything else is not echoed).
+func safeToken(s string) string {
+	if len(s) > 8 {
+		return "(invalid)"
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return "(invalid)"
+		}
+	}
+	return s
+}
+
+// signatureReason is the bounded metrics label of an authentication error.
+func signatureReason(err error) string {
+	if r := signature.ReasonOf(err); r != "" {
+		return r
+	}
+	return "other"
+}
+
+// jsonContentType accepts application/json with no charset or UTF-8.
+func jsonContentType(values []string) bool {
+	if len(values) == 0 {
+		return false
+	}
+	// The Go SDK sends Content-Type twice (docs/SPEC.md §2); all must agree.
+	for _, v := range values {
+		mt, params, err := mime.ParseMediaType(v)
+		if err != nil || mt != "application/json" {
+			return false
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,96 @@
+package orderflow
+
+import (
+	"crypto/rsa"
+	"net/http"
+	"time"
+
+	"github.com/caddy-alipay/ordersync/signature"
+	"github.com/caddy-alipay/ordersync/store"
+)
+
+// The gateway's own reply headers, named as they go on the wire: in
+// lowercase, as AlipayHK sends them. The official SDKs read these names, and
+// one of them compares them case-sensitively on HTTP/1.1, so they are set as
+// header map keys directly: Header.Set would canonicalize them to
+// Response-Time and break that SDK. Content-Type keeps Go's spelling.
+const (
+	HeaderSignature    = "signature"
+	HeaderResponseTime = "response-time"
+	HeaderClientID     = "client-id"
+	HeaderTracerID     = "tracer-id"
+	HeaderContentType  = "Content-Type"
+)
+
+// contentTypeJSON is the Content-Type of every answer.
+const contentTypeJSON = "application/json; charset=UTF-8"
+
+// wireHeaderNames maps the canonical spelling of each reply header to its
+// wire name. Replies stored by earlier versions carry canonical names; a
+// replay goes out under the wire names all the same.
+var wireHeaderNames = map[string]string{
+	http.CanonicalHeaderKey(HeaderSignature):    HeaderSignature,
+	http.CanonicalHeaderKey(HeaderResponseTime): HeaderResponseTime,
+	http.CanonicalHeaderKey(HeaderClientID):     HeaderClientID,
+	http.CanonicalHeaderKey(HeaderTracerID):     HeaderTracerID,
+	http.CanonicalHeaderKey(HeaderContentType):  HeaderContentType,
+}
+
+// wireHeaderName is the name a stored or built reply header is written
+// under; names the gateway does not own are written as stored.
+func wireHeaderName(name string) string {
+	if wire, ok := wireHeaderNames[http.CanonicalHeaderKey(name)]; ok {
+		return wire
+	}
+	return name
+}
+
+// SetReplyHeader puts the headers of rep (fresh or replayed) into dst, the
+// header map of the response about to be written, with tracerID as the
+// Tracer-Id when it is not empty. Every header the gateway owns goes out
+// under its wire name, whatever spelling rep or an earlier handler used,
+// and never twice under two spellings.
+func SetReplyHeader(dst http.Header, rep store.Reply, tracerID string) {
+	for canonical, wire := range wireHeaderNames {
+		if canonical != wire {
+			delete(dst, canonical)
+		}
+	}
+	for k, v := range rep.Header {
+		dst[wireHeaderName(k)] = append([]string(nil), v...)
+	}
+	if tracerID != "" {
+		dst[HeaderTracerID] = []string{tracerID}
+	}
+}
+
+// Signer signs the gateway's replies (sign_responses).
+type Signer struct {
+	Key        *rsa.PrivateKey
+	KeyVersion string
+}
+
+// reply turns an outcome into the exact bytes and headers sent to the
+// caller; the same value is what the replay store keeps, under the same
+// (wire) header names. The signature covers the method and path the
+// caller signed. A signing failure leaves the reply unsigned and is
+// returned for the log.
+func (s *Signer) reply(method, path, clientID string, o Outcome) (store.Reply, error) {
+	body := o.Body()
+	respTime := signature.FormatTime(time.Now())
+	header := make(map[string][]string, 4)
+	header[HeaderContentType] = []string{contentTypeJSON}
+	header[HeaderResponseTime] = []string{respTime}
+	if clientID != "" {
+		header[HeaderClientID] = []string{clientID}
+	}
+	var err error
+	if s != nil {
+		var sig []byte
+		sig, err = signature.Sign(s.Key, method, path, clientID, respTime, body)
+		if err == nil {
+			header[HeaderSignature] = []string{signature.FormatHeader(s.KeyVersion, sig)}
+		}
+	}
+	return store.Reply{Status: http.StatusOK, Header: header, Body: body}, err
+}
