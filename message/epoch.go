@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// The epoch-millisecond rule of orderCreateTime and orderModifyTime, defined
-// once: package schema's "epoch-millis" format and Request both use
-// ParseEpochMillis.
+// The epoch-millisecond rule, defined once: package schema's
+// "epoch-millis" format and Request use ParseEpochMillis for
+// orderCreateTime and orderModifyTime, package signature for a
+// Request-Time given in epoch milliseconds.
 const (
 	// MaxEpochMillis is 9999-12-31T23:59:59.999Z, so a normalized time
 	// always has a four-digit year.
@@ -25,11 +26,15 @@ var (
 	ErrEpochRange  = errors.New("must be between 0 and 253402300799999 (epoch milliseconds)")
 )
 
-// timeLayout is the exact form of a normalized time the upstream is
-// promised (README, "The upstream contract"): always
-// three fractional digits, always "Z" (time.RFC3339Nano would drop trailing
-// zeros).
-const timeLayout = "2006-01-02T15:04:05.000Z"
+// TimeLayout is the one form of every time the gateway writes: the
+// normalized times the upstream is promised (README, "The upstream
+// contract"), Response-Time, the admin API's times. Always UTC, always
+// three fractional digits, always "Z" (time.RFC3339Nano would drop
+// trailing zeros). Format only UTC times with it (FormatTime).
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+// FormatTime returns t in TimeLayout, e.g. 2026-11-25T13:12:21.123Z.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
 // ParseEpochMillis reads a JSON number literal as epoch milliseconds: a
 // plain integer (no fraction, no exponent: 1.0 and 1e3 are not what any SDK
@@ -59,9 +64,9 @@ func ParseEpochMillis(literal string) (int64, error) {
 	return n, nil
 }
 
-// appendTime writes ms as a JSON string in timeLayout, UTC.
+// appendTime writes ms as a JSON string in TimeLayout, UTC.
 func appendTime(b []byte, ms int64) []byte {
 	b = append(b, '"')
-	b = time.UnixMilli(ms).UTC().AppendFormat(b, timeLayout)
+	b = time.UnixMilli(ms).UTC().AppendFormat(b, TimeLayout)
 	return append(b, '"')
 }

@@ -3,15 +3,13 @@ package signature
 import (
 	"strconv"
 	"time"
+
+	"github.com/caddy-alipay/ordersync/message"
 )
 
 // maxTimeLen bounds Request-Time; the longest accepted form,
 // "2006-01-02T15:04:05.999999999+07:00", is 35 bytes.
 const maxTimeLen = 64
-
-// maxEpochDigits allows epoch milliseconds up to year ~33658 while keeping
-// the value far from int64 overflow.
-const maxEpochDigits = 15
 
 // ParseTime parses a Request-Time (or Response-Time) value: epoch
 // milliseconds (digits only, as the Java and Go SDKs send), or ISO-8601
@@ -25,10 +23,12 @@ func ParseTime(v string) (time.Time, error) {
 	case len(v) > maxTimeLen:
 		return time.Time{}, newError(ReasonTime, "Request-Time: longer than "+strconv.Itoa(maxTimeLen)+" bytes")
 	case allDigits(v):
-		if len(v) > maxEpochDigits {
+		// The body's epoch rule (up to year 9999), so that no time is
+		// read one way in a header and another in a body.
+		ms, err := message.ParseEpochMillis(v)
+		if err != nil {
 			return time.Time{}, newError(ReasonTime, "Request-Time: epoch milliseconds out of range")
 		}
-		ms, _ := strconv.ParseInt(v, 10, 64) // cannot fail: ≤15 digits
 		return time.UnixMilli(ms).UTC(), nil
 	}
 	return parseISO(v)
@@ -106,11 +106,10 @@ func parseISO(v string) (time.Time, error) {
 	return t.Add(-time.Duration(offset) * time.Second), nil
 }
 
-// FormatTime returns t as RFC 3339 in UTC with exactly three fractional
-// digits, e.g. 2026-11-25T13:12:21.123Z: the form we emit in Response-Time.
-func FormatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
-}
+// FormatTime returns t as the gateway writes every time
+// (message.TimeLayout), e.g. 2026-11-25T13:12:21.123Z: the form of
+// Response-Time.
+func FormatTime(t time.Time) string { return message.FormatTime(t) }
 
 // FormatEpochMillis returns t as epoch milliseconds, the Request-Time form
 // the Java and Go SDKs send, e.g. 1742977506708.

@@ -17,6 +17,7 @@ func TestParseTime(t *testing.T) {
 	}{
 		{"1742977506708", time.UnixMilli(1742977506708)},
 		{"0", time.UnixMilli(0)},
+		{"253402300799999", time.UnixMilli(253402300799999)},
 		{"2024-05-22T06:42:21+05:30", utc(2024, 5, 22, 1, 12, 21, 0)},
 		{"2026-11-25T21:12:21+08:00", utc(2026, 11, 25, 13, 12, 21, 0)},
 		{"2026-11-25T13:12:21.1234567Z", utc(2026, 11, 25, 13, 12, 21, 123456700)},
@@ -70,6 +71,9 @@ func TestParseTime(t *testing.T) {
 		{"-1", "Request-Time: not epoch milliseconds or ISO-8601"},
 		{"1.7e12", "Request-Time: not epoch milliseconds or ISO-8601"},
 		{"1234567890123456", "Request-Time: epoch milliseconds out of range"},
+		// The body's epoch rule: nothing after 9999-12-31T23:59:59.999Z.
+		{"253402300800000", "Request-Time: epoch milliseconds out of range"},
+		{"999999999999999", "Request-Time: epoch milliseconds out of range"},
 		{"2024-05-22T06:42:21", "Request-Time: ISO-8601 needs a zone (Z or ±hh:mm)"},
 		{"2024-05-22 06:42:21Z", "Request-Time: not epoch milliseconds or ISO-8601"},
 		{"2024-05-22T06:42:21.Z", "Request-Time: not epoch milliseconds or ISO-8601"},

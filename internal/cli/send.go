@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/signature"
 )
 
@@ -80,10 +81,7 @@ followed.
 
 // envelope is the part of the gateway's reply envelope send reports on.
 type envelope struct {
-	Result *struct {
-		ResultCode   string `json:"resultCode"`
-		ResultStatus string `json:"resultStatus"`
-	} `json:"result"`
+	Result *orderflow.EnvelopeResult `json:"result"`
 }
 
 func send(cmd *cobra.Command, o sendOptions, bodyFile string) error {
@@ -138,9 +136,9 @@ func send(cmd *cobra.Command, o sendOptions, bodyFile string) error {
 		return fmt.Errorf("--url: %w", err)
 	}
 	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Client-Id", s.clientID)
-	req.Header.Set("Request-Time", reqTime)
-	req.Header.Set("Signature", sig)
+	req.Header.Set(signature.HeaderClientID, s.clientID)
+	req.Header.Set(signature.HeaderRequestTime, reqTime)
+	req.Header.Set(signature.HeaderSignature, sig)
 	client := &http.Client{
 		Timeout: o.timeout,
 		// Following a redirect would turn the POST into a GET and sign
@@ -183,20 +181,20 @@ func send(cmd *cobra.Command, o sendOptions, bodyFile string) error {
 
 	var verifyErr error
 	if verifyKey != nil {
-		respSig := resp.Header.Get("Signature")
+		respSig := resp.Header.Get(signature.HeaderSignature)
 		switch {
 		case respSig != "":
 			verifyErr = verifyLikeGoSDK(verifyKey, path, resp.Header, raw, o.verifyKey)
 			if verifyErr == nil {
 				fmt.Fprintln(out, "signature: verified")
 			}
-		case envErr == nil && (env.Result.ResultStatus == "F" || env.Result.ResultStatus == "U"):
+		case envErr == nil && (env.Result.ResultStatus == string(orderflow.StatusFailure) || env.Result.ResultStatus == string(orderflow.StatusUnknown)):
 			fmt.Fprintf(warn, "warning: the reply has no Signature header; accepted because resultStatus is %s, as the official SDKs do\n",
 				env.Result.ResultStatus)
 		default:
 			verifyErr = errors.New("send: --verify-key is set but the reply has no Signature header (the SDKs accept that only for resultStatus F or U)")
 		}
-		if got := resp.Header.Get("Client-Id"); got != "" && got != s.clientID {
+		if got := resp.Header.Get(signature.HeaderClientID); got != "" && got != s.clientID {
 			fmt.Fprintf(warn, "warning: the reply's Client-Id header differs from --client-id\n")
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // signature.Verify's.
 func verifyLikeGoSDK(pub *rsa.PublicKey, path string, h http.Header, body []byte, keyFile string) error {
 	const item = "signature="
-	v := h.Get("Signature")
+	v := h.Get(signature.HeaderSignature)
 	i := strings.Index(v, item)
 	if i < 0 {
 		return errors.New("send: the reply's Signature header has no signature= item")
@@ -33,7 +33,7 @@ func verifyLikeGoSDK(pub *rsa.PublicKey, path string, h http.Header, body []byte
 	if err != nil {
 		return errors.New("send: the reply's signature= value is not standard base64 once url-unescaped (a raw '+' reads as a space: it must be sent as %2B)")
 	}
-	clientID, respTime := h.Get("Client-Id"), h.Get("Response-Time")
+	clientID, respTime := h.Get(signature.HeaderClientID), h.Get(signature.HeaderResponseTime)
 	if err := signature.Verify(pub, http.MethodPost, path, clientID, respTime, body, sig); err != nil {
 		msg := "send: the reply's Signature does not verify with --verify-key " + keyFile +
 			` over "POST ` + path + `\n<Client-Id>.<Response-Time>.<body>"`

@@ -11,6 +11,7 @@ import (
 	"github.com/caddy-alipay/ordersync/message"
 	"github.com/caddy-alipay/ordersync/scenario"
 	"github.com/caddy-alipay/ordersync/schema"
+	"github.com/caddy-alipay/ordersync/signature"
 	"github.com/caddy-alipay/ordersync/statemachine"
 	"github.com/caddy-alipay/ordersync/store"
 )
@@ -173,7 +174,7 @@ func (a *Answer) storeOp(name string, began time.Time, err error) {
 // new order state is durable says S.
 func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 	a := Answer{}
-	ids := req.Header.Values("Client-Id")
+	ids := req.Header.Values(signature.HeaderClientID)
 	if len(ids) == 1 {
 		// A repeated Client-Id is ambiguous: it is neither echoed nor used
 		// (authenticate refuses it).

@@ -10,14 +10,15 @@ import (
 )
 
 // The gateway's own reply headers, named as they go on the wire: in
-// lowercase, as AlipayHK sends them. The official SDKs read these names, and
-// one of them compares them case-sensitively on HTTP/1.1, so they are set as
-// header map keys directly: Header.Set would canonicalize them to
-// Response-Time and break that SDK. Content-Type keeps Go's spelling.
+// lowercase, as AlipayHK sends them (package signature names those of its
+// signature scheme). The official SDKs read these names, and one of them
+// compares them case-sensitively on HTTP/1.1, so they are set as header
+// map keys directly: Header.Set would canonicalize them to Response-Time
+// and break that SDK. Content-Type keeps Go's spelling.
 const (
-	HeaderSignature    = "signature"
-	HeaderResponseTime = "response-time"
-	HeaderClientID     = "client-id"
+	HeaderSignature    = signature.HeaderSignature
+	HeaderResponseTime = signature.HeaderResponseTime
+	HeaderClientID     = signature.HeaderClientID
 	HeaderTracerID     = "tracer-id"
 	HeaderContentType  = "Content-Type"
 )
