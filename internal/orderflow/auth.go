@@ -52,7 +52,7 @@ func (f *Flow) authenticate(a *Answer, req *Request, c *Client, clientIDs int) *
 		return refuse("time", InvalidSignature, "time", "Request-Time: missing")
 	}
 	reqTime := times[0]
-	if err := signature.Verify(key, req.Method, req.Path, a.ClientID, reqTime, req.Body, parsed.Signature); err != nil {
+	if err := key.Verify(req.Method, req.Path, a.ClientID, reqTime, req.Body, parsed.Signature); err != nil {
 		return refuse(signatureReason(err), InvalidSignature, "signature", err.Error())
 	}
 	if f.cfg.TimeWindow > 0 {

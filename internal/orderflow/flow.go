@@ -2,7 +2,6 @@ package orderflow
 
 import (
 	"context"
-	"crypto/rsa"
 	"errors"
 	"net/http"
 	"strconv"
@@ -56,8 +55,8 @@ type Config struct {
 
 // Client is one configured caller.
 type Client struct {
-	// Keys are its public keys by key version.
-	Keys map[string]*rsa.PublicKey
+	// Keys are its public keys by key version, prepared for verification.
+	Keys map[string]*signature.PublicKey
 	// Merchants, when not nil, are the merchantIds it may sync.
 	Merchants map[string]struct{}
 }

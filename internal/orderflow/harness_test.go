@@ -235,10 +235,18 @@ func newHarness(t testing.TB, opts ...option) *harness {
 		t.Fatal(err)
 	}
 	keys := demoKeys(t)
+	pub, err := signature.NewPublicKey(&keys.merchant.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := signature.NewSigner(keys.gateway)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
-		Clients:         map[string]*Client{testClient: {Keys: map[string]*rsa.PublicKey{"1": &keys.merchant.PublicKey}}},
+		Clients:         map[string]*Client{testClient: {Keys: map[string]*signature.PublicKey{"1": pub}}},
 		TimeWindow:      5 * time.Minute,
-		Signer:          &Signer{Key: keys.gateway, KeyVersion: "1"},
+		Signer:          &Signer{Key: signer, KeyVersion: "1"},
 		Scenarios:       catalog,
 		Store:           st,
 		MaxBodySize:     64 << 10,

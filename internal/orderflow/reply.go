@@ -1,7 +1,6 @@
 package orderflow
 
 import (
-	"crypto/rsa"
 	"net/http"
 	"time"
 
@@ -67,7 +66,12 @@ func SetReplyHeader(dst http.Header, rep store.Reply, tracerID string) {
 
 // Signer signs the gateway's replies (sign_responses).
 type Signer struct {
-	Key        *rsa.PrivateKey
+	// Key is loaded once, at provision. The glue does not Close it when a
+	// config is cleaned up: a request that outlives a reload's grace
+	// period may still sign, and must not get an unsigned reply. The
+	// Signer frees its OpenSSL key (-tags openssl) when it is garbage
+	// collected.
+	Key        *signature.Signer
 	KeyVersion string
 }
 
@@ -88,7 +92,7 @@ func (s *Signer) reply(method, path, clientID string, o Outcome) (store.Reply, e
 	var err error
 	if s != nil {
 		var sig []byte
-		sig, err = signature.Sign(s.Key, method, path, clientID, respTime, body)
+		sig, err = s.Key.Sign(method, path, clientID, respTime, body)
 		if err == nil {
 			header[HeaderSignature] = []string{signature.FormatHeader(s.KeyVersion, sig)}
 		}
