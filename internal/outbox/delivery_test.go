@@ -3,6 +3,7 @@ package outbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -351,11 +352,17 @@ func TestOrderWithinLaneUnderConcurrency(t *testing.T) {
 type flakyLeases struct {
 	store.OutboxBackend
 	lose atomic.Bool
+	// unreachable makes renewals fail as a store that cannot be reached
+	// does: not "lost", just no answer.
+	unreachable atomic.Bool
 }
 
 func (f *flakyLeases) LeaseLane(ctx context.Context, key store.LaneKey, token string, ttl time.Duration) error {
 	if f.lose.Load() {
 		return store.ErrLaneLeased
+	}
+	if f.unreachable.Load() {
+		return errors.New("dial tcp: connection refused")
 	}
 	return f.OutboxBackend.LeaseLane(ctx, key, token, ttl)
 }
@@ -363,6 +370,9 @@ func (f *flakyLeases) LeaseLane(ctx context.Context, key store.LaneKey, token st
 func (f *flakyLeases) RenewLane(ctx context.Context, key store.LaneKey, token string, ttl time.Duration) error {
 	if f.lose.Load() {
 		return store.ErrLeaseLost
+	}
+	if f.unreachable.Load() {
+		return errors.New("dial tcp: connection refused")
 	}
 	return f.OutboxBackend.RenewLane(ctx, key, token, ttl)
 }
@@ -410,6 +420,42 @@ func TestLeaseLostStopsTheLane(t *testing.T) {
 	x := e.await(o.id(), store.EntrySucceeded)
 	if x.Attempts != 1 || len(e.alipay.attempts(o.id())) != 2 {
 		t.Errorf("after the lease came back: %d attempts recorded, %d sent", x.Attempts, len(e.alipay.attempts(o.id())))
+	}
+}
+
+// Renewals that keep failing (the store unreachable) cut the attempt off
+// before the lease could expire under it: another instance may take the
+// lane then, and two attempts of one lane must never be in flight at once.
+func TestLeaseUnrenewableStopsTheLane(t *testing.T) {
+	t.Parallel()
+	var flaky *flakyLeases
+	e := newEnv(t,
+		func(e *env) {
+			e.wrap = func(b store.OutboxBackend) store.OutboxBackend { flaky = &flakyLeases{OutboxBackend: b}; return flaky }
+		},
+		withRunner(func(ro *RunnerOptions) { ro.LeaseTTL = 600 * time.Millisecond }),
+		withConfig(func(c *Config) { c.AttemptTimeout = time.Minute }))
+	inFlight := make(chan struct{}, 1)
+	e.alipay.answer(func(a Attempt, nth int) action {
+		if nth == 1 {
+			return func(ctx context.Context, f *fakeAlipay, a Attempt) (Reply, error) {
+				inFlight <- struct{}{}
+				return replyHang(ctx, f, a)
+			}
+		}
+		return replyS
+	})
+	o := newOrder()
+	e.postAsync(o.bytes())
+	<-inFlight
+	flaky.unreachable.Store(true)
+	eventually(t, "the attempt cut off", func() bool { return len(e.obs.attemptsOf(o.id())) == 1 })
+	if ev := e.obs.attemptsOf(o.id())[0]; ev.Outcome != OutcomeAborted || !strings.Contains(ev.Error, "could not be renewed") {
+		t.Errorf("attempt with the lease unrenewable: %+v", ev)
+	}
+	flaky.unreachable.Store(false)
+	if x := e.await(o.id(), store.EntrySucceeded); x.Attempts != 1 {
+		t.Errorf("attempts recorded %d, want 1", x.Attempts)
 	}
 }
 

@@ -331,9 +331,13 @@ func (r *Runner) reportStats() {
 	r.obs.Queue(r.clientID, s)
 }
 
-// errLeaseLost is the cause of a worker's context ending because its lease
-// was lost.
-var errLeaseLost = errors.New("lane lease lost")
+// errLeaseLost and errLeaseUnsure are the causes of a worker's context
+// ending because of its lease: the store said it is lost, or it could not
+// be renewed and would expire before the next try.
+var (
+	errLeaseLost   = errors.New("lane lease lost")
+	errLeaseUnsure = errors.New("lane lease could not be renewed before it would expire")
+)
 
 // work delivers one lane while it holds its lease: its head entries in
 // order, as long as they are due.
@@ -348,6 +352,7 @@ func (r *Runner) work(lane store.LaneKey) {
 		r.mu.Unlock()
 		r.signal(r.wake)
 	}()
+	asked := time.Now() // the lease runs from no earlier than this
 	ctx, cancel := storeCtx(r.ctx)
 	lease, err := r.ob.LeaseLane(ctx, lane, r.opts.LeaseTTL)
 	cancel()
@@ -361,7 +366,7 @@ func (r *Runner) work(lane store.LaneKey) {
 		return
 	}
 	wctx, stop := context.WithCancelCause(r.ctx)
-	renewed := r.keepLease(wctx, stop, lease)
+	renewed := r.keepLease(wctx, stop, lease, asked)
 	defer func() {
 		stop(nil)
 		<-renewed
@@ -373,21 +378,26 @@ func (r *Runner) work(lane store.LaneKey) {
 	}()
 	for wctx.Err() == nil && r.deliverHead(wctx, lease) {
 	}
-	if context.Cause(wctx) == errLeaseLost {
-		r.obs.Trouble(TroubleLeaseLost, lane, errLeaseLost)
+	if cause := context.Cause(wctx); cause == errLeaseLost || cause == errLeaseUnsure {
+		r.obs.Trouble(TroubleLeaseLost, lane, cause)
 	}
 }
 
-// keepLease renews the lease every third of its TTL until ctx ends; when
-// the store says it is lost, it ends ctx with errLeaseLost, which cuts off
-// the attempt in flight (its outcome could not be written anyway). A
-// renewal that fails otherwise is tried again at the next tick: the lease
-// still holds until its TTL. The returned channel closes when it is done.
-func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, lease *store.LaneLease) <-chan struct{} {
+// keepLease renews the lease every third of its TTL until ctx ends. When
+// the store says it is lost, or when renewals fail (the store is
+// unreachable) until the lease would expire before the next try, it ends
+// ctx, which cuts off the attempt in flight: after the expiry another
+// instance may deliver the lane, and two attempts of one lane must never
+// be in flight at once. A single failed renewal is tried again at the next
+// tick. lastOK is when the lease was last known to run from (taken or
+// renewed: the time the request was made, which is no later than the
+// store's). The returned channel closes when it is done.
+func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, lease *store.LaneLease, lastOK time.Time) <-chan struct{} {
 	done := make(chan struct{})
+	ttl, every := r.opts.LeaseTTL, r.opts.LeaseTTL/3
 	go func() {
 		defer close(done)
-		t := time.NewTicker(r.opts.LeaseTTL / 3)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -395,15 +405,29 @@ func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, le
 				return
 			case <-t.C:
 			}
-			rctx, cancel := storeCtx(ctx)
-			err := lease.Renew(rctx, r.opts.LeaseTTL)
+			asked := time.Now()
+			// No renewal waits past the lease's own end.
+			deadline := asked.Add(storeTimeout)
+			if end := lastOK.Add(ttl); end.Before(deadline) {
+				deadline = end
+			}
+			rctx, cancel := context.WithDeadline(ctx, deadline)
+			err := lease.Renew(rctx, ttl)
 			cancel()
 			switch {
+			case err == nil:
+				lastOK = asked
 			case errors.Is(err, store.ErrLeaseLost):
 				stop(errLeaseLost)
 				return
-			case err != nil && ctx.Err() == nil:
+			case ctx.Err() != nil:
+				return
+			default:
 				r.obs.Trouble(TroubleRenew, lease.Lane(), err)
+				if time.Now().Add(every).After(lastOK.Add(ttl)) {
+					stop(errLeaseUnsure)
+					return
+				}
 			}
 		}
 	}()
