@@ -75,8 +75,10 @@ func signatureReason(err error) string {
 	return "other"
 }
 
-// jsonContentType accepts application/json with no charset or UTF-8.
-func jsonContentType(values []string) bool {
+// JSONContentType is the media type rule of every request the gateway
+// reads, ingress and egress: each Content-Type value is application/json,
+// with no charset or a UTF-8 one.
+func JSONContentType(values []string) bool {
 	if len(values) == 0 {
 		return false
 	}

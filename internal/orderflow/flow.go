@@ -189,7 +189,7 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 	if req.Method != http.MethodPost {
 		return f.refuse(&a, req, refusal{MethodNotSupported, "method", "method: only POST is supported"})
 	}
-	if !jsonContentType(req.Header.Values("Content-Type")) {
+	if !JSONContentType(req.Header.Values("Content-Type")) {
 		return f.refuse(&a, req, refusal{MediaTypeNotAcceptable, "media_type", "Content-Type: must be application/json"})
 	}
 

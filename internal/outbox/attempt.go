@@ -16,19 +16,10 @@ import (
 	"github.com/caddy-alipay/ordersync/store"
 )
 
-// Request headers of an attempt, as the official Go SDK names them
-// (buildBaseHeader: Content-Type, Request-Time, Client-Id, Key-Version,
-// Signature).
-const (
-	headerContentType = "Content-Type"
-	headerClientID    = "Client-Id"
-	headerRequestTime = "Request-Time"
-	headerKeyVersion  = "Key-Version"
-	headerSignature   = "Signature"
-	// AlipayHK's reply headers.
-	headerResponseTime = "Response-Time"
-	headerTracerID     = "Tracer-Id"
-)
+// headerKeyVersion is the one attempt header outside AlipayHK's signature
+// scheme (package signature names those): the Go SDK sends the keyVersion
+// of the Signature header again in it.
+const headerKeyVersion = "Key-Version"
 
 // jsonUTF8 is the Content-Type of every attempt and of every answer to the
 // legacy system.
@@ -43,13 +34,15 @@ func signAttempt(cfg *Config, body []byte, now time.Time) (http.Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	return http.Header{
-		headerContentType: {jsonUTF8},
-		headerClientID:    {cfg.ClientID},
-		headerRequestTime: {reqTime},
-		headerKeyVersion:  {cfg.KeyVersion},
-		headerSignature:   {signature.FormatHeader(cfg.KeyVersion, sig)},
-	}, nil
+	// Set: canonical names (Client-Id, Request-Time...), as the official
+	// Go SDK's request carries them.
+	h := make(http.Header, 5)
+	h.Set("Content-Type", jsonUTF8)
+	h.Set(signature.HeaderClientID, cfg.ClientID)
+	h.Set(signature.HeaderRequestTime, reqTime)
+	h.Set(headerKeyVersion, cfg.KeyVersion)
+	h.Set(signature.HeaderSignature, signature.FormatHeader(cfg.KeyVersion, sig))
+	return h, nil
 }
 
 // judgement is what one attempt came to.
@@ -83,9 +76,9 @@ func judge(cfg *Config, rep Reply, sendErr error, timedOut bool) judgement {
 	case rep.Status != http.StatusOK:
 		return judgement{Outcome: OutcomeHTTPStatus, Error: "HTTP " + strconv.Itoa(rep.Status)}
 	}
-	sigs := headerValues(rep.Header, headerSignature)
-	times := headerValues(rep.Header, headerResponseTime)
-	ids := headerValues(rep.Header, headerClientID)
+	sigs := headerValues(rep.Header, signature.HeaderSignature)
+	times := headerValues(rep.Header, signature.HeaderResponseTime)
+	ids := headerValues(rep.Header, signature.HeaderClientID)
 	switch {
 	case len(sigs) == 0:
 		return judgement{Outcome: OutcomeUnsigned, Error: "reply: no Signature header"}
@@ -135,13 +128,13 @@ func judge(cfg *Config, rep Reply, sendErr error, timedOut bool) judgement {
 }
 
 // storedReply keeps a final reply: its status, the headers that identify
-// and prove it (lowercase, as AlipayHK and this project write them), and
-// the body byte for byte.
+// and prove it (under their wire names, as ingress stores its replies),
+// and the body byte for byte.
 func storedReply(rep Reply) *store.Reply {
 	h := map[string][]string{}
-	for _, name := range []string{headerContentType, headerResponseTime, headerClientID, headerSignature, headerTracerID} {
+	for _, name := range []string{orderflow.HeaderContentType, orderflow.HeaderResponseTime, orderflow.HeaderClientID, orderflow.HeaderSignature, orderflow.HeaderTracerID} {
 		if v := headerValues(rep.Header, name); len(v) > 0 {
-			h[strings.ToLower(name)] = append([]string(nil), v...)
+			h[name] = append([]string(nil), v...)
 		}
 	}
 	return &store.Reply{Status: rep.Status, Header: h, Body: append([]byte(nil), rep.Body...)}

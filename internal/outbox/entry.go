@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/caddy-alipay/ordersync/message"
 	"github.com/caddy-alipay/ordersync/store"
 )
 
@@ -70,13 +71,11 @@ func (v EntryView) JSON() []byte {
 // EntryJSON is View(e).JSON().
 func EntryJSON(e *store.Entry) []byte { return View(e).JSON() }
 
-// timeLayout is how the entry's times are written: RFC 3339, UTC, always
-// three fractional digits.
-const timeLayout = "2006-01-02T15:04:05.000Z"
-
+// formatTime writes an entry's time as the gateway writes every time
+// (message.TimeLayout: RFC 3339, UTC, three fractional digits).
 func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(timeLayout)
+	return message.FormatTime(t)
 }

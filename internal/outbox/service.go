@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -143,7 +142,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) Response {
 	if req.Method != http.MethodPost {
 		return refuse(ids{}, orderflow.MethodNotSupported, ReasonMethod, "method: only POST is supported (GET looks an entry up by ?requestId=)")
 	}
-	if !jsonContentType(req.Header.Values("Content-Type")) {
+	if !orderflow.JSONContentType(req.Header.Values("Content-Type")) {
 		return refuse(ids{}, orderflow.MediaTypeNotAcceptable, ReasonMediaType, "Content-Type: must be application/json")
 	}
 	if req.BodyErr != nil {
@@ -488,22 +487,4 @@ func preferences(values []string) (async bool, wait time.Duration) {
 		}
 	}
 	return async, wait
-}
-
-// jsonContentType is ingress's media type rule: every Content-Type value
-// is application/json, with no charset or a UTF-8 one.
-func jsonContentType(values []string) bool {
-	if len(values) == 0 {
-		return false
-	}
-	for _, v := range values {
-		mt, params, err := mime.ParseMediaType(v)
-		if err != nil || mt != "application/json" {
-			return false
-		}
-		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-			return false
-		}
-	}
-	return true
 }
