@@ -66,12 +66,6 @@ func TestConformanceModule(t *testing.T) {
 	})
 }
 
-func BenchmarkStore(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) store.Backend {
-		return openTemp(b, Options{})
-	})
-}
-
 var (
 	hashA = store.HashBody([]byte("a"))
 	ctx   = context.Background()

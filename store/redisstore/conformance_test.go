@@ -31,7 +31,3 @@ func TestConformanceModule(t *testing.T) {
 		return s
 	})
 }
-
-func BenchmarkStore(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) store.Backend { return newBackend(b) })
-}
