@@ -7,9 +7,10 @@
 //	requests  clientId NUL requestId     → the done record (see codec.go)
 //	meta      "format"                   → the file format version
 //
-// Every write that is acknowledged is on disk: writes go through bbolt's
-// Batch, which groups concurrent writers into one transaction and one
-// fsync, and returns only once that transaction committed.
+// Every write that is acknowledged is on disk: writes go through group
+// commit (committer, group.go), which runs concurrent writers in one
+// transaction and one commit, and returns only once that transaction
+// committed, which bbolt does only once its pages are fdatasynced.
 //
 // bbolt takes an exclusive lock on the file, so one file is used by one
 // process, and within it by one Backend. The Caddy module (Store) shares
@@ -61,12 +62,6 @@ const (
 	DefaultTimeout = 5 * time.Second
 	// DefaultSweepInterval is how often expired replay records are deleted.
 	DefaultSweepInterval = time.Minute
-	// DefaultBatchDelay is how long a write waits for others to share its
-	// transaction and fsync. bbolt's own default (10ms) puts 10ms on every
-	// write of a quiet gateway and, with a few dozen writers, caps batches
-	// by time rather than by size; measured with storetest.Bench, 1ms gave
-	// 5x the transitions/s of 10ms both with one writer and with 32.
-	DefaultBatchDelay = time.Millisecond
 )
 
 // formatVersion is written to the meta bucket so that a later, incompatible
@@ -99,8 +94,11 @@ type Options struct {
 	// means DefaultSweepInterval; negative turns the sweeper off (expired
 	// records still read as absent).
 	SweepInterval time.Duration
-	// BatchDelay is how long a write waits for others to join its
-	// transaction. Zero means DefaultBatchDelay.
+	// BatchDelay is how long a write that starts a transaction waits for
+	// others to join it before committing. Zero, the default, waits not at
+	// all: the writes that arrive while a commit is under way share the
+	// next one anyway (see committer), so a delay only adds latency. Tests
+	// use it to put writes in one transaction.
 	BatchDelay time.Duration
 	// Logger receives the sweeper's reports. Nil means no logging.
 	Logger *zap.Logger
@@ -115,6 +113,7 @@ type Backend struct {
 	locks  lockTable
 	claims claimTable
 	outbox outboxMem
+	group  committer
 
 	stop      chan struct{}
 	sweeping  sync.WaitGroup
@@ -134,9 +133,6 @@ func Open(opts Options) (*Backend, error) {
 	}
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = DefaultSweepInterval
-	}
-	if opts.BatchDelay <= 0 {
-		opts.BatchDelay = DefaultBatchDelay
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -159,16 +155,16 @@ func Open(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fail("opening "+path, err)
 	}
-	bdb.MaxBatchDelay = opts.BatchDelay
 	if err := bdb.Update(initBuckets); err != nil {
 		_ = bdb.Close()
 		return nil, fail("opening "+path, err)
 	}
 	db := &Backend{
-		bolt: bdb,
-		path: path,
-		log:  opts.Logger,
-		stop: make(chan struct{}),
+		bolt:  bdb,
+		path:  path,
+		log:   opts.Logger,
+		group: committer{db: bdb, delay: max(opts.BatchDelay, 0), maxBatch: DefaultMaxBatch},
+		stop:  make(chan struct{}),
 	}
 	if opts.SweepInterval > 0 {
 		db.sweeping.Add(1)
@@ -355,7 +351,7 @@ func (db *Backend) Finish(ctx context.Context, key store.RequestKey, token strin
 	if c == nil {
 		return store.ErrNotOwner
 	}
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+	err = db.group.write(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRequests).Put(k, encodeRecord(c.hash, time.Now().Add(ttl), enc))
 	})
 	db.claims.end(string(k), c, err == nil)
@@ -435,8 +431,8 @@ func (db *Backend) CommitSuccess(ctx context.Context, okey store.OrderKey, prev 
 		return store.ErrNotOwner
 	}
 	var result error
-	err = db.bolt.Batch(func(tx *bolt.Tx) error {
-		// Batch may run this more than once: start from nothing each time.
+	err = db.group.write(func(tx *bolt.Tx) error {
+		// It may run more than once (see committer): start from nothing each time.
 		result = nil
 		requests, orders := tx.Bucket(bucketRequests), tx.Bucket(bucketOrders)
 		var stored *store.Order

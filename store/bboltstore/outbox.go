@@ -33,7 +33,8 @@ import (
 // Scores are epoch milliseconds, 8 bytes big endian, so that a cursor walks
 // an index in time order. What is written, and which index entries move, is
 // planned by package outboxplan inside the write transaction; every write
-// is one Batch (one fsync shared with concurrent writers) and is on disk
+// is one shared write (group commit: one fsync shared with concurrent
+// writers, see committer) and is on disk
 // before it returns.
 //
 // Lane leases and callback claims are kept in memory, in the Backend (see
@@ -207,10 +208,10 @@ func apply(tx *bolt.Tx, c outboxplan.Change) error {
 	return nil
 }
 
-// write runs plan in a Batch transaction and applies its Change. What plan
+// write runs plan in a shared transaction and applies its Change. What plan
 // refuses (ErrConflict, ErrNotHead, bad input, a corrupt record) is
 // returned as it is and writes nothing, without failing the batch it
-// shares with other writers. plan may run more than once (Batch reruns a
+// shares with other writers. plan may run more than once (committer reruns a
 // batch's functions one by one when one fails), so it must only report
 // through its result.
 func (db *Backend) write(ctx context.Context, op string, plan func(r txReader) (outboxplan.Change, error)) error {
@@ -218,7 +219,7 @@ func (db *Backend) write(ctx context.Context, op string, plan func(r txReader) (
 		return fail(op, err)
 	}
 	var refused error
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.group.write(func(tx *bolt.Tx) error {
 		refused = nil
 		c, err := plan(txReader{tx})
 		if err != nil {
