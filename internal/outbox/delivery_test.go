@@ -237,6 +237,8 @@ func TestExpiryUnblocksLane(t *testing.T) {
 			t.Errorf("an attempt at %v after the expiry at %v", a.At, x.UpdatedAt)
 		}
 	}
+	// The Observer hears of a final state after it is written.
+	eventually(t, "the final event", func() bool { return len(e.obs.finalOf(first.id())) > 0 })
 	if f := e.obs.finalOf(first.id()); len(f) != 1 || f[0].By != EndedByExpiry || f[0].State != store.EntryExpired {
 		t.Errorf("final events: %+v", f)
 	}
