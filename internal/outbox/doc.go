@@ -54,6 +54,23 @@
 // UNKNOWN_EXCEPTION envelope; after it, the answer is 202 (the entry is
 // queued, whatever the store does next).
 //
+// # Answers
+//
+// HTTP 200 always carries an envelope: AlipayHK's (Order-Push-Decided-By:
+// alipayhk), or one the gateway made for a refusal or for the current
+// status posted again (gateway). HTTP 202 always carries the entry
+// (EntryView): queued, or final without an answer of AlipayHK's to give
+// (expired; failed by an operator's drop), its state saying which. 503
+// carries the UNKNOWN_EXCEPTION envelope; a lookup of nothing is 404.
+// Order-Push-Request-Id names the entry the answer is about: the posted or
+// derived requestId, or, for a post answered with the queued entry that
+// already asks for the same status, that entry's.
+//
+// Submit waits for the runner of this process to report the final state.
+// With instances sharing a Redis, another instance may deliver the entry;
+// Submit then sees its final state when it reads the entry once more at
+// the end of wait.
+//
 // # The derived requestId
 //
 // An order posted without a requestId (absent or JSON null) gets

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -493,5 +494,59 @@ func TestLookup(t *testing.T) {
 		if nf.Status != http.StatusNotFound || nf.Reason != tt.reason || !json.Valid(nf.Body) || nf.Header.Get(HeaderDecidedBy) != DecidedByGateway {
 			t.Errorf("lookup of %q: %s", tt.id, nf)
 		}
+	}
+}
+
+// cutOff is a store whose Enqueue writes and then fails, as a write whose
+// reply a deadline cut off does, and whose reads fail once an entry is
+// queued while failReads is set.
+type cutOff struct {
+	store.OutboxBackend
+	cutEnqueue atomic.Bool
+	failReads  atomic.Bool
+}
+
+func (c *cutOff) Enqueue(ctx context.Context, e store.Entry, laneVersion uint64) (*store.Entry, error) {
+	existing, err := c.OutboxBackend.Enqueue(ctx, e, laneVersion)
+	if err == nil && existing == nil && c.cutEnqueue.Load() {
+		return nil, context.DeadlineExceeded
+	}
+	return existing, err
+}
+
+func (c *cutOff) GetEntry(ctx context.Context, key store.RequestKey) (*store.Entry, error) {
+	if c.failReads.Load() {
+		if e, _ := c.OutboxBackend.GetEntry(ctx, key); e != nil {
+			return nil, errors.New("connection reset")
+		}
+	}
+	return c.OutboxBackend.GetEntry(ctx, key)
+}
+
+// Once the entry is durable the answer is never 503: an Enqueue whose
+// reply was cut off after the write is found by a second look, and a store
+// failing after the enqueue still gets the queued entry's 202.
+func TestSubmitNever503OnceDurable(t *testing.T) {
+	t.Parallel()
+	var c *cutOff
+	e := newEnv(t, func(e *env) {
+		e.wrap = func(b store.OutboxBackend) store.OutboxBackend { c = &cutOff{OutboxBackend: b}; return c }
+	}, withConfig(func(c *Config) { c.Wait = 300 * time.Millisecond }))
+	e.alipay.always(replyU)
+
+	c.cutEnqueue.Store(true)
+	o := newOrder()
+	expectQueued(t, e.post(o.bytes(), "Prefer", "respond-async"), o.id())
+	c.cutEnqueue.Store(false)
+
+	c.failReads.Store(true)
+	o2 := newOrder()
+	r := e.post(o2.bytes())
+	if m := expectQueued(t, r, o2.id()); m["state"] != "queued" {
+		t.Errorf("store failing after the enqueue: %s", r)
+	}
+	c.failReads.Store(false)
+	if e.entry(o.id()) == nil || e.entry(o2.id()) == nil {
+		t.Error("an entry answered 202 is not in the store")
 	}
 }
