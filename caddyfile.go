@@ -1,6 +1,7 @@
 package ordersync
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -130,18 +131,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Scenarios = append(h.Scenarios, sc)
 		case "store":
-			if h.StoreRaw != nil {
-				return d.Err("store: given twice")
-			}
-			if !d.NextArg() {
-				return d.Err("store: expected a backend: bbolt or redis")
-			}
-			name := d.Val()
-			unm, err := caddyfile.UnmarshalModule(d, "http.alipay_order_sync.stores."+name)
+			raw, err := unmarshalStore(d, h.StoreRaw)
 			if err != nil {
 				return err
 			}
-			h.StoreRaw = caddyconfig.JSONModuleObject(unm, "backend", name, nil)
+			h.StoreRaw = raw
 		case "map_status":
 			var key, code string
 			if !d.AllArgs(&key, &code) {
@@ -162,6 +156,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// unmarshalStore reads a `store bbolt [<path>]` or `store redis {…}` line
+// into the JSON of the store module. It is shared by both handlers, which
+// take the same store modules; prev is what an earlier store line gave.
+func unmarshalStore(d *caddyfile.Dispenser, prev json.RawMessage) (json.RawMessage, error) {
+	if prev != nil {
+		return nil, d.Err("store: given twice")
+	}
+	if !d.NextArg() {
+		return nil, d.Err("store: expected a backend: bbolt or redis")
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, storeNamespace+"."+name)
+	if err != nil {
+		return nil, err
+	}
+	return caddyconfig.JSONModuleObject(unm, "backend", name, nil), nil
 }
 
 func durationArg(d *caddyfile.Dispenser) (time.Duration, error) {

@@ -60,6 +60,7 @@ func idempotencyKey(clientID, requestID string) string {
 // upstreamReply is what the next handler answered.
 type upstreamReply struct {
 	status    int
+	header    http.Header
 	body      []byte
 	tooLarge  bool
 	err       error // returned by the next handler (e.g. reverse_proxy's 502)
@@ -105,7 +106,14 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, next caddyhttp.H
 	up.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	up.ContentLength = int64(len(body))
 	up.TransferEncoding = nil
+	return serveCaptured(ctx, next, up)
+}
 
+// serveCaptured runs next on up with a bounded, private capture of its
+// reply, and gives up on it timeBoundGrace after ctx ends. Both handlers
+// reach their upstream through it: ingress through the next handler of
+// the request, egress through the handlers after it in its route.
+func serveCaptured(ctx context.Context, next caddyhttp.Handler, up *http.Request) upstreamReply {
 	rec := &captureWriter{header: make(http.Header)}
 	done := make(chan error, 1)
 	start := time.Now()
@@ -142,6 +150,8 @@ func (h *Handler) forward(ctx context.Context, r *http.Request, next caddyhttp.H
 		return out
 	}
 	out.status, out.body, out.tooLarge = rec.result()
+	// The next handler has returned: nothing writes the map any more.
+	out.header = rec.header
 	return out
 }
 

@@ -41,6 +41,10 @@ const (
 	defaultStoreBackend      = "bbolt"
 )
 
+// storeNamespace is the Caddy namespace of the state store modules, which
+// the ingress and the egress handler share.
+const storeNamespace = "http.alipay_order_sync.stores"
+
 // claimLeaseMargin is how much longer than upstream_timeout a claim and an
 // order lock must last at least: the answer is out by upstream_timeout +
 // timeBoundGrace, and the rest covers a store write the time bound cut off
