@@ -26,6 +26,9 @@ type App struct {
 	// stores is filled while the configuration is provisioned, which Caddy
 	// does on one goroutine and before it starts any app.
 	stores []starter
+	// deliveries are the egress handlers' starts (alipay_order_push):
+	// their delivery runners start after every store has opened.
+	deliveries []func() error
 }
 
 // starter is a store module that opens on Start (store.Handle's).
@@ -49,6 +52,11 @@ func (a *App) Start() error {
 			return err
 		}
 	}
+	for _, start := range a.deliveries {
+		if err := start(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -68,6 +76,18 @@ func addStore(ctx caddy.Context, mod any) error {
 		return err
 	}
 	a.stores = append(a.stores, s)
+	return nil
+}
+
+// addDelivery hands an egress handler's start to the app of its
+// configuration: delivery runs only when Caddy really runs the
+// configuration, never while `caddy validate` checks it.
+func addDelivery(ctx caddy.Context, start func() error) error {
+	a, err := appOf(ctx)
+	if a == nil {
+		return err
+	}
+	a.deliveries = append(a.deliveries, start)
 	return nil
 }
 
