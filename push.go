@@ -337,8 +337,13 @@ func (p *PushHandler) start() error {
 		return pushErr("%v", err)
 	}
 	if fresh != nil {
+		addActiveRunner(fresh)
 		fresh.runner.Start()
-		p.logger.Info("egress delivery started", zap.String("client_id", p.cfg.ClientID), zap.String("path", p.cfg.Path))
+		path := p.cfg.Path
+		if path == "" {
+			path = outbox.DefaultPath
+		}
+		p.logger.Info("egress delivery started", zap.String("client_id", p.cfg.ClientID), zap.String("path", path))
 	}
 	l.shared, l.gen, l.started = shared, gen, true
 	l.svc.Store(svc)

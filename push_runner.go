@@ -55,6 +55,7 @@ type sharedRunner struct {
 
 // Destruct stops the runner: the last generation using it is gone.
 func (s *sharedRunner) Destruct() error {
+	removeActiveRunner(s)
 	s.runner.Stop()
 	if s.stop != nil {
 		s.stop()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
@@ -113,25 +112,10 @@ func wrapHandler(mh caddyhttp.MiddlewareHandler, next caddyhttp.Handler) caddyht
 type routeSender struct {
 	chain  caddyhttp.Handler
 	server *caddyhttp.Server
-	// host is the Host of every attempt: the address of the server's first
-	// listener, as a request to it would carry. reverse_proxy passes it on
-	// unless header_up Host says otherwise (AlipayHK needs
-	// {upstream_hostport}: CONTRACT's example and the README set it).
-	host string
 }
 
 func newRouteSender(chain caddyhttp.Handler, srv *caddyhttp.Server) *routeSender {
-	host := "localhost"
-	if len(srv.Listen) > 0 {
-		if na, err := caddy.ParseNetworkAddress(srv.Listen[0]); err == nil && !na.IsUnixNetwork() {
-			h := na.Host
-			if h == "" {
-				h = "localhost"
-			}
-			host = net.JoinHostPort(h, strconv.FormatUint(uint64(na.StartPort), 10))
-		}
-	}
-	return &routeSender{chain: chain, server: srv, host: host}
+	return &routeSender{chain: chain, server: srv}
 }
 
 // Send makes one attempt: POST a.Path with a.Header and a.Body through the
@@ -139,13 +123,19 @@ func newRouteSender(chain caddyhttp.Handler, srv *caddyhttp.Server) *routeSender
 // complete reply arrived (transport error, timeout, a reply cut short or
 // too large, nothing answered); ctx (attempt_timeout) bounds the attempt.
 func (s *routeSender) Send(ctx context.Context, a outbox.Attempt) (outbox.Reply, error) {
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.host+a.Path, bytes.NewReader(a.Body))
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://localhost"+a.Path, bytes.NewReader(a.Body))
 	if err != nil {
 		return outbox.Reply{}, fmt.Errorf("building the request: %v", err)
 	}
 	r.Header = a.Header.Clone()
 	r.Header.Set("Content-Length", strconv.Itoa(len(a.Body)))
-	r.Host = s.host
+	// No Host of its own: the attempt is the gateway's own request to
+	// AlipayHK, not a request passed on, so it goes out with the Host of
+	// the upstream reverse_proxy dials, as a client calling AlipayHK
+	// directly sends it (reverse_proxy passes an incoming request's Host
+	// on; with none, the upstream's address is the Host). header_up Host
+	// still changes it.
+	r.Host, r.URL.Host = "", ""
 	r.RequestURI = r.URL.RequestURI()
 	// The gateway itself is the client: reverse_proxy's X-Forwarded-For
 	// says loopback.

@@ -136,30 +136,39 @@ var statusRE = regexp.MustCompile(`HTTP (\d{3}): `)
 // exactly notFound; any other failure says where it asked and what came
 // back.
 func (a adminFlags) call(w io.Writer, method, target, notFound string) error {
-	addr, err := a.address()
+	raw, err := a.fetch(method, target, notFound)
 	if err != nil {
 		return err
+	}
+	printJSON(w, raw)
+	return nil
+}
+
+// fetch is call without the printing: it returns the answer's body.
+func (a adminFlags) fetch(method, target, notFound string) ([]byte, error) {
+	addr, err := a.address()
+	if err != nil {
+		return nil, err
 	}
 	resp, err := caddycmd.AdminAPIRequest(addr, method, target, nil, nil)
 	if err != nil {
 		m := statusRE.FindStringSubmatchIndex(err.Error())
 		if m == nil {
-			return fmt.Errorf("admin endpoint %s: %w (is Caddy running? point --admin at its admin address)", addr, err)
+			return nil, fmt.Errorf("admin endpoint %s: %w (is Caddy running? point --admin at its admin address)", addr, err)
 		}
 		status, _ := strconv.Atoi(err.Error()[m[2]:m[3]])
 		detail := errorText(err.Error()[m[1]:])
 		if status == http.StatusNotFound && strings.Contains(detail, notFound) {
-			return errors.New(notFound)
+			return nil, errors.New(notFound)
 		}
-		return fmt.Errorf("admin endpoint %s: HTTP %d: %s", addr, status, detail)
+		return nil, fmt.Errorf("admin endpoint %s: HTTP %d: %s", addr, status, detail)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	if err != nil {
-		return fmt.Errorf("admin endpoint %s: reading the answer: %w", addr, err)
+		return nil, fmt.Errorf("admin endpoint %s: reading the answer: %w", addr, err)
 	}
-	printJSON(w, raw)
-	return nil
+	return raw, nil
 }
 
 // errorText unwraps Caddy's {"error": "..."} body.

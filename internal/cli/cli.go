@@ -29,7 +29,7 @@ import (
 func Command() caddycmd.Command {
 	return caddycmd.Command{
 		Name:  "alipay-order-sync",
-		Usage: "<keygen|sign|send|order|request> [flags]",
+		Usage: "<keygen|sign|send|order|request|outbox> [flags]",
 		Short: "Keys, signed requests and order look-ups for the AlipayHK order-sync gateway",
 		Long: `
 Tools for the alipay_order_sync handler:
@@ -39,6 +39,8 @@ Tools for the alipay_order_sync handler:
   send     sign a body, POST it to the gateway and check the signed reply
   order    show an order's state through Caddy's admin endpoint
   request  show a stored reply for a requestId through Caddy's admin endpoint
+  outbox   list, show, retry or drop the egress handler's outbox entries
+           (alipay_order_push) through Caddy's admin endpoint
 
 Run 'caddy alipay-order-sync <sub-command> --help' for the flags of each.
 `,
@@ -63,7 +65,16 @@ func setup(cmd *cobra.Command) {
 	cmd.SuggestionsMinimumDistance = 2
 	// Cobra only rejects unknown sub-commands of the root command; below it,
 	// a typo would silently print help and exit 0.
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = subcommands("keygen, sign, send, order, request or outbox")
+	cmd.AddCommand(keygenCommand(), signCommand(), sendCommand(),
+		orderCommand(), requestCommand(), outboxCommand())
+}
+
+// subcommands is the RunE of a command that only groups sub-commands:
+// help without arguments, and an error naming the sub-commands (or the
+// nearest one) for an unknown one.
+func subcommands(want string) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return cmd.Help()
 		}
@@ -71,12 +82,10 @@ func setup(cmd *cobra.Command) {
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += "; did you mean " + strings.Join(s, " or ") + "?"
 		} else {
-			msg += "; want keygen, sign, send, order or request"
+			msg += "; want " + want
 		}
 		return errors.New(msg)
 	}
-	cmd.AddCommand(keygenCommand(), signCommand(), sendCommand(),
-		orderCommand(), requestCommand())
 }
 
 // printJSON pretty-prints JSON in its original key order; anything else is
