@@ -14,6 +14,7 @@ package caddytest
 //	                                 // steps answer its attempts in turn, the last
 //	                                 // one sticks; a requestId's script wins
 //	a.setDefault(step)               // answer of everything unscripted (default ahkS)
+//	a.setKeyVersion("2")             // attempts must carry keyVersion=2 (default: any)
 //	a.setReplay(true)                // real AlipayHK: a requestId decided S or F
 //	                                 // before gets that answer again, byte for byte,
 //	                                 // headers included; another body gets F
@@ -21,18 +22,27 @@ package caddytest
 //	a.release()                      // lets every ahkHold answer (now and later)
 //	a.closeListener() / a.reopen()   // connection refused / back on the same port
 //	a.lane(bizNo), a.attemptsOf(id), a.all()   // what arrived, in arrival order
-//	a.finalReply(id)                 // the S/F envelope bytes last sent for id
+//	a.settledAttemptsOf(t, id)       // attemptsOf once their handlers returned
+//	a.finalReply(t, id)              // the S/F envelope bytes last sent for id
 //	a.checkWellFormed(t, ids...)     // every attempt of ids was well-formed
 //	a.overlaps()                     // lanes that ever had two attempts in flight
+//	a.snapshot(keep)                 // the records keep selects
 //
-// Steps: ahkS, ahkF(code), ahkU, ahkTrafficLimit (U REQUEST_TRAFFIC_EXCEED_LIMIT),
-// ahkHang (no answer until the caller gives up), ahk5xx (HTTP 503), ahk429
-// (HTTP 429), ahkReset (TCP RST instead of an answer), ahkUnsigned (an S
-// envelope without signature headers), ahkUnsignedF, ahkWrongKey (an S
-// envelope signed with another key), ahkTruncated (Content-Length larger than
-// what is sent, then close), ahkHold (decided S on arrival, the answer held
-// until release() or the caller leaves), and any step .after(d) to answer
-// late. ahkTimes(n, step) repeats a step.
+// A record (ahkAttempt) has the arrival time, requestId, merchantBizNo,
+// orderStatus, headers, body bytes, X-Egress-Instance (set by a test's
+// reverse_proxy to tell instances apart), the step that answered it, the
+// envelope written, whether a verified S reached a caller still there
+// (answeredS), and problem: why AlipayHK would refuse the attempt ("" when
+// it is well-formed; such attempts get F INVALID_SIGNATURE).
+//
+// Steps: ahkS, ahkF(code), ahkU, ahkTrafficLimit (U
+// REQUEST_TRAFFIC_EXCEED_LIMIT), ahkHang (no answer until the caller gives up),
+// ahk5xx (HTTP 503), ahk429 (HTTP 429), ahkReset (TCP RST instead of an answer),
+// ahkUnsigned (an S envelope without signature headers), ahkUnsignedF,
+// ahkWrongKey (an S envelope signed with another key), ahkTruncated
+// (Content-Length larger than what is sent, then close), ahkHold (decided S on
+// arrival, the answer held until release() or the caller leaves), and any step
+// .after(d) to answer late. ahkTimes(n, step) repeats a step.
 
 import (
 	"bytes"
@@ -133,6 +143,8 @@ type ahkAttempt struct {
 	reply       []byte  // the envelope bytes written (S/F/U answers)
 	answeredS   bool    // a signed S was written in full to a caller still there
 	callerLeft  bool    // the caller went away before an answer
+	landed      bool    // no longer in flight: answered or abandoned
+	landedAt    time.Time
 	requestTime time.Time
 }
 
@@ -404,8 +416,8 @@ func (a *alipayStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	gate := a.gate
 	a.mu.Unlock()
 	defer func() {
+		a.landed(rec)
 		a.mu.Lock()
-		a.inflight[rec.bizNo]--
 		rec.done = time.Now()
 		a.mu.Unlock()
 	}()
@@ -463,6 +475,7 @@ func (a *alipayStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(2 * time.Minute):
 		}
 	case ahkKind5xx:
+		a.landed(rec)
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "upstream connect error")
@@ -471,9 +484,11 @@ func (a *alipayStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for k, v := range hdr {
 			w.Header()[k] = []string{v}
 		}
+		a.landed(rec)
 		w.WriteHeader(http.StatusTooManyRequests)
 		_, _ = w.Write(envBody)
 	case ahkKindReset:
+		a.landed(rec)
 		a.reset(w)
 	case ahkKindUnsigned:
 		env := ahkEnvelope("S", "SUCCESS", "success", a.successFields(rec))
@@ -485,7 +500,20 @@ func (a *alipayStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.writeEnvelope(w, r, rec, clientID, a.wrong, ahkEnvelope("S", "SUCCESS", "success", a.successFields(rec)))
 	case ahkKindTruncated:
 		hdr, envBody := a.signed(r, clientID, a.key, ahkEnvelope("S", "SUCCESS", "success", a.successFields(rec)))
+		a.landed(rec)
 		a.truncate(w, hdr, envBody)
+	}
+}
+
+// landed ends an attempt's flight: called just before its answer is
+// written, since the caller may send the lane's next attempt as soon as it
+// has read the answer, before this handler returns.
+func (a *alipayStandIn) landed(rec *ahkAttempt) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !rec.landed {
+		rec.landed, rec.landedAt = true, time.Now()
+		a.inflight[rec.bizNo]--
 	}
 }
 
@@ -560,12 +588,17 @@ func (a *alipayStandIn) writeRaw(w http.ResponseWriter, r *http.Request, rec *ah
 		w.Header()[k] = []string{v}
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	// Recorded before it is written: the caller may act on the answer (and
+	// the test look at the record) before this handler returns.
+	a.mu.Lock()
+	rec.reply = body
+	a.mu.Unlock()
+	a.landed(rec)
 	w.WriteHeader(http.StatusOK)
 	_, werr := w.Write(body)
 	ferr := http.NewResponseController(w).Flush()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	rec.reply = body
 	rec.answeredS = signedS && werr == nil && ferr == nil && r.Context().Err() == nil
 }
 
@@ -618,6 +651,29 @@ func (a *alipayStandIn) lane(bizNo string) []ahkAttempt {
 // attemptsOf is every attempt of one requestId, in arrival order.
 func (a *alipayStandIn) attemptsOf(requestID string) []ahkAttempt {
 	return a.snapshot(func(r *ahkAttempt) bool { return r.requestID == requestID })
+}
+
+// settledAttemptsOf is attemptsOf once every attempt's handler returned,
+// so that what it wrote (answeredS) is recorded.
+func (a *alipayStandIn) settledAttemptsOf(t testing.TB, requestID string) []ahkAttempt {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		atts := a.attemptsOf(requestID)
+		settled := true
+		for _, r := range atts {
+			if r.done.IsZero() {
+				settled = false
+			}
+		}
+		if settled {
+			return atts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("attempts of %s still in the stand-in's hands after 30s", requestID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (a *alipayStandIn) all() []ahkAttempt {

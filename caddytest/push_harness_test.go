@@ -18,8 +18,8 @@ import (
 	"github.com/caddy-alipay/ordersync/signature"
 )
 
-// pushSignedAttempt is an attempt as CONTRACT §8.3.4 describes it, made by
-// the test itself: what an egress must send.
+// pushSignedAttempt is an attempt as the egress delivery rule "Each attempt"
+// describes it, made by the test itself: what an egress must send.
 func pushSignedAttempt(t testing.TB, url string, body []byte, key string) (*http.Response, []byte, error) {
 	t.Helper()
 	rt := fmt.Sprint(time.Now().UnixMilli())
@@ -32,7 +32,9 @@ func pushSignedAttempt(t testing.TB, url string, body []byte, key string) (*http
 	req.Header.Set("Client-Id", testClient)
 	req.Header.Set("Request-Time", rt)
 	req.Header.Set("Signature", signature.FormatHeader(key, sig))
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	// A connection of its own each time: a pooled one to a listener that
+	// was closed since would fail with EOF rather than "refused".
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -41,7 +43,7 @@ func pushSignedAttempt(t testing.TB, url string, body []byte, key string) (*http
 	return resp, b, err
 }
 
-// pushReplyVerifies is CONTRACT §8.3.5's check of a reply, as the tests
+// pushReplyVerifies is the egress delivery rule "Reply check", as the tests
 // understand it: HTTP 200, and the signature verifies over
 // POST <path>\n<Client-Id>.<Response-Time>.<body> with AlipayHK's key.
 func pushReplyVerifies(resp *http.Response, body []byte) error {

@@ -21,16 +21,16 @@ import (
 	"time"
 )
 
-// pushLegacyPath is the route the legacy system posts to (CONTRACT §8.1's
-// example). It differs from the AlipayHK path on purpose: the stand-in
-// only accepts syncPath, which proves that the module sets the path of
-// each attempt and that reverse_proxy needs no rewrite.
+// pushLegacyPath is the route the legacy system posts to (the egress Caddyfile's
+// example). It differs from the AlipayHK path on purpose: the stand-in only
+// accepts syncPath, which proves that the module sets the path of each attempt
+// and that reverse_proxy needs no rewrite.
 const pushLegacyPath = "/orders/sync"
 
 // pushContentType is the Content-Type of every answer to the legacy system.
 const pushContentType = "application/json; charset=UTF-8"
 
-// Entry states (CONTRACT §8.2).
+// Entry states ("What the legacy system sends and gets").
 const (
 	pushQueued    = "queued"
 	pushSucceeded = "succeeded"
@@ -211,7 +211,7 @@ func (r pushReply) String() string {
 }
 
 // expectHeaders asserts what every answer has: JSON, the Content-Type of
-// CONTRACT §8.2, Order-Push-Decided-By, and Order-Push-Request-Id equal to
+// the egress answers, Order-Push-Decided-By, and Order-Push-Request-Id equal to
 // requestID when the test knows it (requestID "" skips that check).
 func (r pushReply) expectHeaders(t testing.TB, decidedBy, requestID string) {
 	t.Helper()
@@ -244,7 +244,8 @@ func (r pushReply) expectAlipay(t testing.TB, want []byte, requestID string) {
 	}
 }
 
-// expectGateway asserts a 200 with the gateway's own §3 envelope (never
+// expectGateway asserts a 200 with the gateway's own envelope (the caller's
+// envelope of "What the caller gets") (never
 // signed) and returns the envelope.
 func (r pushReply) expectGateway(t testing.TB, code, letter, requestID string) envelope {
 	t.Helper()
@@ -268,12 +269,13 @@ func (r pushReply) gatewayEnvelope(t testing.TB, code, letter, requestID string)
 		t.Errorf("resultMessage longer than 256 bytes: %d", len(env.Result.ResultMessage))
 	}
 	if s := r.header.Get("Signature"); s != "" {
-		t.Errorf("the gateway's own envelope is signed (Signature %q); CONTRACT §8.2 says never", s)
+		t.Errorf("the gateway's own envelope is signed (Signature %q); the egress contract says never", s)
 	}
 	return env
 }
 
-// pushEntry is the entry of CONTRACT §8.2 (202 body, GET lookup, callback).
+// pushEntry is the entry of "What the legacy system sends and gets" (202 body,
+// GET lookup, callback).
 type pushEntry struct {
 	RequestID     string          `json:"requestId"`
 	MerchantBizNo string          `json:"merchantBizNo"`
@@ -288,11 +290,14 @@ type pushEntry struct {
 	raw           map[string]json.RawMessage
 }
 
-func (e pushEntry) lastError() string {
-	if e.LastError == nil {
+func (e pushEntry) lastError() string { return pushStr(e.LastError) }
+
+// pushStr is the value of an optional string field ("" when null or absent).
+func pushStr(p *string) string {
+	if p == nil {
 		return ""
 	}
-	return *e.LastError
+	return *p
 }
 
 // pushDecodeEntry decodes an entry and checks the fields every entry has.
@@ -347,10 +352,10 @@ func pushTime(t testing.TB, field string, v *string) time.Time {
 	return ts
 }
 
-// pushQueuedKeys are the keys of a 202 body (CONTRACT §8.2's table).
+// pushQueuedKeys are the keys of a 202 body (the answers table).
 var pushQueuedKeys = []string{"requestId", "merchantBizNo", "orderStatus", "state", "attempts", "nextAttemptAt", "lastError"}
 
-// pushLookupKeys are the keys of a GET lookup (CONTRACT §8.2).
+// pushLookupKeys are the keys of a GET lookup.
 var pushLookupKeys = []string{"requestId", "merchantBizNo", "orderStatus", "state", "attempts", "createdAt", "updatedAt", "lastError"}
 
 // expectQueued asserts a 202 with a queued entry and returns the entry.
