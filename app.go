@@ -27,8 +27,10 @@ type App struct {
 	// does on one goroutine and before it starts any app.
 	stores []starter
 	// deliveries are the egress handlers' starts (alipay_order_push):
-	// their delivery runners start after every store has opened.
-	deliveries []func() error
+	// their delivery runners start after every store has opened. Their
+	// keys (outbox and client_id) are unique in a configuration.
+	deliveries   []func() error
+	deliveryKeys map[string]bool
 }
 
 // starter is a store module that opens on Start (store.Handle's).
@@ -81,12 +83,23 @@ func addStore(ctx caddy.Context, mod any) error {
 
 // addDelivery hands an egress handler's start to the app of its
 // configuration: delivery runs only when Caddy really runs the
-// configuration, never while `caddy validate` checks it.
-func addDelivery(ctx caddy.Context, start func() error) error {
+// configuration, never while `caddy validate` checks it. key names what
+// the handler delivers (its outbox and client_id): two handlers of one
+// configuration with one key would share one delivery runner with two
+// configurations, so the second is refused (at load, and so by caddy
+// validate too).
+func addDelivery(ctx caddy.Context, key string, start func() error) error {
 	a, err := appOf(ctx)
 	if a == nil {
 		return err
 	}
+	if a.deliveryKeys[key] {
+		return errDuplicateDelivery
+	}
+	if a.deliveryKeys == nil {
+		a.deliveryKeys = map[string]bool{}
+	}
+	a.deliveryKeys[key] = true
 	a.deliveries = append(a.deliveries, start)
 	return nil
 }

@@ -219,8 +219,8 @@ func (p *PushHandler) Provision(ctx caddy.Context) error {
 	if err := p.provisionStore(ctx); err != nil {
 		return err
 	}
-	if err := addDelivery(ctx, p.start); err != nil {
-		return pushErr("%v", err)
+	if err := addDelivery(ctx, p.poolKey, p.start); err != nil {
+		return pushErr("client_id %s: %v", p.cfg.ClientID, err)
 	}
 	return nil
 }

@@ -2,7 +2,7 @@ package ordersync
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync"
 	"time"
 
@@ -29,6 +29,10 @@ import (
 // always delivers with the configuration of a live generation, never with
 // one Caddy has thrown away.
 var pushRunners = caddy.NewUsagePool()
+
+// errDuplicateDelivery refuses a second handler for one runner in one
+// configuration.
+var errDuplicateDelivery = errors.New("another alipay_order_push handler of this configuration delivers for the same client_id from the same store; give each client_id one handler (one site may listen on several addresses)")
 
 // pushGeneration is what one configuration generation of one handler
 // hands the shared runner.
@@ -69,7 +73,9 @@ func (s *sharedRunner) join(g *pushGeneration) error {
 	defer s.mu.Unlock()
 	for _, x := range s.gens {
 		if x.config == g.config {
-			return fmt.Errorf("client_id %s: another alipay_order_push handler of this configuration delivers for the same client_id from the same store; give each client_id one handler (one site may listen on several addresses)", g.cfg.ClientID)
+			// addDelivery refuses this at load; a configuration built
+			// without the app (in-process) gets here.
+			return errDuplicateDelivery
 		}
 	}
 	s.gens = append(s.gens, g)

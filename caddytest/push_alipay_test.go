@@ -375,7 +375,14 @@ func (a *alipayStandIn) setKeyVersion(v string) {
 
 func (a *alipayStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		// The sender went away before its body was through (an egress
+		// killed mid-send): no request arrived, as at AlipayHK, whose
+		// server reads a body before it looks at it. Recorded, it would
+		// be an attempt with a signature over a body cut short.
+		return
+	}
 	var fields struct {
 		RequestID     string `json:"requestId"`
 		MerchantBizNo string `json:"merchantBizNo"`
