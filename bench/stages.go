@@ -45,6 +45,7 @@ var Stages = []Stage{
 	{"envelope+sign", ".", "^BenchmarkReply$"},
 	{"envelope+sign", "signature", "^BenchmarkSign(Parallel)?$"},
 	{"store claim/commit (bbolt)", "store/bboltstore", "^BenchmarkStore$"},
+	{"store claim/commit, aged file (bbolt)", "store/bboltstore", "^BenchmarkAgedFile$"},
 	{"store claim/commit (Redis)", "store/redisstore", "^BenchmarkStore$"},
 	{"outbox enqueue/complete (bbolt)", "store/bboltstore", "^BenchmarkOutbox$"},
 	{"outbox enqueue/complete (Redis)", "store/redisstore", "^BenchmarkOutbox$"},

@@ -142,12 +142,7 @@ func Open(opts Options) (*Backend, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fail("creating the directory of "+path, err)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: opts.Timeout,
-		// The map freelist stays fast as the file fragments, which a
-		// store of expiring records does.
-		FreelistType: bolt.FreelistMapType,
-	})
+	bdb, err := openBolt(path, opts.Timeout)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fail("opening "+path, fmt.Errorf("%w after %v: the file is locked by another process, "+
 			"usually another running Caddy (use 'caddy reload' to change its config) or a tool holding it open", err, opts.Timeout))
@@ -171,6 +166,37 @@ func Open(opts Options) (*Backend, error) {
 		go db.sweepLoop(opts.SweepInterval)
 	}
 	return db, nil
+}
+
+// openBolt opens the file with the options every commit depends on.
+//
+// The freelist (the file's free pages) is not written to the file
+// (NoFreelistSync): bbolt would otherwise write the whole list with every
+// commit, a page per 512 free pages, and a file whose records expire has
+// thousands (measured on a file of 60k records, a third swept: a third
+// fewer pages and a third less CPU per committed request). On open bbolt
+// rebuilds it by walking the tree instead, about 30ms for a 135MB file
+// whose pages are cached, and one read of the file when they are not.
+// This costs no safety: the freelist is derived from the tree, which
+// commits keep consistent with their two fdatasyncs (pages, then the meta
+// page that makes them current) whatever the setting; a crash leaves the
+// last committed tree, from which the next open derives the free pages.
+// A file written so opens in bbolt tools and in builds that write the
+// freelist (bbolt writes it then, on open).
+//
+// The walk also checks the tree, and bbolt's checker panics (in a
+// goroutine of its own, so nothing here can recover it) on a page it
+// cannot follow: a file damaged on disk stops Caddy at start, naming the
+// page, where with a synced freelist the first transaction to read the
+// damaged page would have panicked instead, later.
+func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
+	return bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: timeout,
+		// The map freelist stays fast as the file fragments, which a
+		// store of expiring records does.
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
 }
 
 func initBuckets(tx *bolt.Tx) error {

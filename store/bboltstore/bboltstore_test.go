@@ -23,6 +23,12 @@ import (
 func openTemp(tb testing.TB, opts Options) *Backend {
 	tb.Helper()
 	opts.Path = filepath.Join(tb.TempDir(), "orders.db")
+	return openPath(tb, opts)
+}
+
+// openPath opens opts.Path, closed when tb ends.
+func openPath(tb testing.TB, opts Options) *Backend {
+	tb.Helper()
 	db, err := Open(opts)
 	if err != nil {
 		tb.Fatal(err)

@@ -66,6 +66,13 @@ func Bench(b *testing.B, newStore func(b *testing.B) store.Backend) {
 	b.Run("Replay", func(b *testing.B) { benchReplay(b, newStore(b)) })
 }
 
+// BenchFirstTime runs the FirstTime benchmark of Bench on s alone, with
+// the given number of writers: for a backend's own benchmarks of a store
+// in a particular state.
+func BenchFirstTime(b *testing.B, s store.Backend, writers int) {
+	benchWriters(b, s, writers, benchFirstTime)
+}
+
 // benchWriters runs op b.N times, spread over writers goroutines, each on
 // an order key of its own (through store.Store, whose unlocks run in the
 // background, as the handler uses it).
