@@ -290,6 +290,10 @@ func (db *Backend) readDone(k []byte, hash store.BodyHash) (res store.ClaimResul
 	return res, live, err
 }
 
+// testHookClaimRead, if set, runs in Claim between its first read of the
+// file and taking the claim table's lock.
+var testHookClaimRead func()
+
 // Claim implements store.Backend. It writes nothing to the file: the claim
 // is kept in memory (see claimTable).
 func (db *Backend) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, token string, lease time.Duration) (store.ClaimResult, error) {
@@ -305,12 +309,16 @@ func (db *Backend) Claim(ctx context.Context, key store.RequestKey, hash store.B
 	}
 	// Replays, the common answer, need only a read transaction, which
 	// waits for no writer and takes no lock of ours.
+	ended := db.claims.ended.Load()
 	res, live, err := db.readDone(k, hash)
 	if err != nil {
 		return store.ClaimResult{}, fail("claim", err)
 	}
 	if live {
 		return res, nil
+	}
+	if testHookClaimRead != nil {
+		testHookClaimRead()
 	}
 
 	ks := string(k)
@@ -324,15 +332,17 @@ func (db *Backend) Claim(ctx context.Context, key store.RequestKey, hash store.B
 		return store.ClaimResult{Status: store.InFlight}, nil
 	}
 	// No live claim. Its done record may have been written since the read
-	// above (a commit that ended in between), so read again: with the
-	// lock held and no live claim, no done record of k can appear until
-	// ours is in place.
-	res, live, err = db.readDone(k, hash)
-	if err != nil {
-		return store.ClaimResult{}, fail("claim", err)
-	}
-	if live {
-		return res, nil
+	// above, by a commit that ended in between: if any commit ended
+	// since (claimTable.ended), read again. With the lock held and no
+	// live claim, no done record of k can appear until ours is in place.
+	if db.claims.ended.Load() != ended {
+		res, live, err = db.readDone(k, hash)
+		if err != nil {
+			return store.ClaimResult{}, fail("claim", err)
+		}
+		if live {
+			return res, nil
+		}
 	}
 	// Replaces an expired claim, if any: taken over, its owner's Finish
 	// and CommitSuccess now fail with ErrNotOwner.
@@ -492,6 +502,7 @@ func (db *Backend) GetRequest(ctx context.Context, key store.RequestKey) (*store
 	if err != nil {
 		return nil, fail("get request", err)
 	}
+	ended := db.claims.ended.Load()
 	rec, err := db.readRecord(k)
 	if err != nil {
 		return nil, fail("get request", err)
@@ -500,11 +511,15 @@ func (db *Backend) GetRequest(ctx context.Context, key store.RequestKey) (*store
 		return rec, nil
 	}
 	// As in Claim: a claim's done record may have been written since the
-	// read, so under the lock read the file again if no claim is live.
+	// read, so under the lock read the file again if no claim is live and
+	// a commit ended since.
 	db.claims.mu.Lock()
 	defer db.claims.mu.Unlock()
 	if c := db.claims.get(string(k)); c != nil && c.live(time.Now()) {
 		return &store.RequestRecord{BodyHash: c.hash, ExpiresAt: c.expires}, nil
+	}
+	if db.claims.ended.Load() == ended {
+		return nil, nil
 	}
 	rec, err = db.readRecord(k)
 	if err != nil {

@@ -2,6 +2,7 @@ package bboltstore
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-alipay/ordersync/store"
@@ -31,9 +32,20 @@ import (
 //     during the fsync), released nor swept: only its committer ends it.
 //   - An entry exists only while its claim is live or committing, or until
 //     the next sweep after its lease ended.
+//   - ended counts the writes of done records that ended (end), written
+//     or not (a commit whose fdatasync failed may have left its record
+//     readable), and is incremented under mu as the claim stops being
+//     committing. So a reader that loads it, then reads the file, then
+//     under mu finds the count unchanged and no live claim for its key
+//     knows that no done record of that key was written after its read
+//     began: a write that ended since would have moved the count, and one
+//     still under way would have its claim in the table. Claim and
+//     GetRequest use this to read the file once instead of twice for a
+//     new requestId.
 type claimTable struct {
 	mu     sync.Mutex
 	claims map[string]*heldClaim
+	ended  atomic.Uint64
 }
 
 type heldClaim struct {
@@ -96,6 +108,7 @@ func (t *claimTable) end(k string, c *heldClaim, written bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c.committing = false
+	t.ended.Add(1)
 	if written && t.claims[k] == c {
 		delete(t.claims, k)
 	}
