@@ -512,3 +512,54 @@ func TestPushExampleAdaptsAndValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestPushDirectiveOrderWithoutRoute: alipay_order_push is ordered before
+// reverse_proxy, so a site that lists them in either order without a
+// route block sends through reverse_proxy all the same; and a reload keeps
+// the egress's counters counting (they are registered into every config's
+// registry, never restarted).
+func TestPushDirectiveOrderWithoutRoute(t *testing.T) {
+	t.Parallel()
+	ahk := newAlipayStandIn(t)
+	render := func(in *instance) string {
+		return fmt.Sprintf(`{
+	admin localhost:%d
+	persist_config off
+}
+
+http://127.0.0.1:%d {
+	reverse_proxy %s
+	alipay_order_push {
+		client_id %s
+		private_key_file %s
+		alipay_public_key_file %s
+		store bbolt %s
+	}
+}
+`, in.adminPort, in.port, ahk.addr(), testClient, pushKeyFile("merchant-private.pem"), pushKeyFile("gateway-public.pem"),
+			filepath.Join(in.dataDir, "push.db"))
+	}
+	in := startCaddy(t, render, caddyOptions{})
+	url := fmt.Sprintf("http://127.0.0.1:%d/anything", in.port)
+	o := newOrder()
+	r, err := pushTryURL(url, pushCall{body: o.bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.expectAlipay(t, ahk.finalReply(t, o.str("requestId")), o.str("requestId"))
+
+	attempts := func() float64 {
+		v, _ := opsScrapeMetrics(t, in).sum("caddy_alipay_order_push_attempts_total", opsLabels("client", testClient))
+		return v
+	}
+	before := attempts()
+	in.load(t, render(in))
+	o2 := newOrder()
+	if r, err = pushTryURL(url, pushCall{body: o2.bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	r.expectAlipay(t, ahk.finalReply(t, o2.str("requestId")), o2.str("requestId"))
+	if after := attempts(); before < 1 || after != before+1 {
+		t.Errorf("attempts_total %v before the reload, %v after one more attempt", before, after)
+	}
+}
