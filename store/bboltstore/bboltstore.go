@@ -290,6 +290,23 @@ func (db *Backend) readDone(k []byte, hash store.BodyHash) (res store.ClaimResul
 	return res, live, err
 }
 
+// fillPercent is how full bbolt fills the pages it splits, in the
+// buckets that grow with traffic (orders, requests). Its default, half,
+// suits keys that arrive in random order; ids that grow, as merchants'
+// order numbers and request ids often do, are inserted at the right edge
+// of the tree, where half-filled pages stay half empty: twice the pages
+// to read and write. At 0.9, measured with storetest.Bench (first-time
+// path, 32 writers): with increasing ids 0.75 -> 0.53 pages written per
+// request; with random ids no change.
+const fillPercent = 0.9
+
+// writable returns the bucket for writing in tx, set up as above.
+func writable(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	b := tx.Bucket(name)
+	b.FillPercent = fillPercent
+	return b
+}
+
 // testHookClaimRead, if set, runs in Claim between its first read of the
 // file and taking the claim table's lock.
 var testHookClaimRead func()
@@ -388,7 +405,7 @@ func (db *Backend) Finish(ctx context.Context, key store.RequestKey, token strin
 		return store.ErrNotOwner
 	}
 	err = db.group.write(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRequests).Put(k, encodeRecord(c.hash, time.Now().Add(ttl), enc))
+		return writable(tx, bucketRequests).Put(k, encodeRecord(c.hash, time.Now().Add(ttl), enc))
 	})
 	db.claims.end(string(k), c, err == nil)
 	if err != nil {
@@ -470,7 +487,7 @@ func (db *Backend) CommitSuccess(ctx context.Context, okey store.OrderKey, prev 
 	err = db.group.write(func(tx *bolt.Tx) error {
 		// It may run more than once (see committer): start from nothing each time.
 		result = nil
-		requests, orders := tx.Bucket(bucketRequests), tx.Bucket(bucketOrders)
+		requests, orders := writable(tx, bucketRequests), writable(tx, bucketOrders)
 		var stored *store.Order
 		if v := orders.Get(ok); v != nil {
 			if stored, err = store.DecodeOrder(v); err != nil {

@@ -87,3 +87,31 @@ func TestFreePagesKnownAfterReopen(t *testing.T) {
 		t.Errorf("file size %d after writes that fit in its free pages, was %d (%v)", after.Size(), fi.Size(), err)
 	}
 }
+
+// TestPagesFilledForGrowingIds: requests whose ids grow (inserted at the
+// right edge of the tree) fill the pages they split, rather than leave
+// them half empty.
+func TestPagesFilledForGrowingIds(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	for i := range 400 {
+		id := fmt.Sprintf("%08d", i)
+		key := store.RequestKey{ClientID: "c", RequestID: id}
+		okey := store.OrderKey{ClientID: "c", MerchantBizNo: id}
+		reply := store.Reply{Status: 200, Body: make([]byte, 300)}
+		if err := db.CommitSuccess(ctx, okey, nil, store.Order{Status: "A"}, key, claim(t, db, key, time.Minute), reply, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketOrders, bucketRequests} {
+			st := tx.Bucket(name).Stats()
+			fill := float64(st.LeafInuse) / float64(st.LeafPageN*db.bolt.Info().PageSize)
+			if st.LeafPageN < 2 || fill < 0.65 {
+				t.Errorf("%s: %d leaf pages %.0f%% full, want them at least 65%% full", name, st.LeafPageN, 100*fill)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
