@@ -96,21 +96,30 @@ type Claim struct {
 	// Reply is the stored final reply when Status is Done.
 	Reply *Reply
 
+	// Order is the order's state read under its lock, when the claim was
+	// made by ClaimOrder (nil: the order has none yet).
+	Order *Order
+
 	s     *Store
 	key   RequestKey
 	token string
 	held  bool // Claimed, and not yet finished, committed or released
+
+	// The order lock taken by ClaimOrder, held until the claim ends.
+	okey      OrderKey
+	lockToken string
+	locked    bool
 }
 
 // Finish stores reply as the request's final answer, kept for ttl; the
-// claim is then spent. If Finish fails the claim is still held (Release
-// it), unless the error is ErrNotOwner: the lease ended and another caller
-// took the requestId over.
+// claim is then spent, and the order it locked (ClaimOrder) unlocked. If
+// Finish fails the claim is still held (Release it), unless the error is
+// ErrNotOwner: the lease ended and another caller took the requestId over.
 func (c *Claim) Finish(ctx context.Context, reply Reply, ttl time.Duration) error {
 	if c == nil || !c.held {
 		return ErrNotHeld
 	}
-	if err := c.s.b.Finish(ctx, c.key, c.token, reply, ttl); err != nil {
+	if err := c.finish(ctx, reply, ttl); err != nil {
 		return err
 	}
 	c.held = false
@@ -128,13 +137,14 @@ type OrderChange struct {
 // Commit writes the order change and reply (the request's final answer,
 // kept for ttl) in one durable write; the claim is then spent. It returns
 // ErrConflict, writing nothing, if the order is no longer at change.Prev.
-// If Commit fails the claim is still held (Release it), unless the error is
-// ErrNotOwner.
+// The order the claim locked (ClaimOrder) is unlocked once the write is
+// done. If Commit fails the claim is still held (Release it), unless the
+// error is ErrNotOwner.
 func (c *Claim) Commit(ctx context.Context, change OrderChange, reply Reply, ttl time.Duration) error {
 	if c == nil || !c.held {
 		return ErrNotHeld
 	}
-	if err := c.s.b.CommitSuccess(ctx, change.Key, change.Prev, change.Next, c.key, c.token, reply, ttl); err != nil {
+	if err := c.commit(ctx, change, reply, ttl); err != nil {
 		return err
 	}
 	c.held = false
@@ -142,12 +152,19 @@ func (c *Claim) Commit(ctx context.Context, change OrderChange, reply Reply, ttl
 }
 
 // Release gives the claim up, so that the requestId can be processed
-// afresh; nothing is stored. It does nothing on a claim that is not held
-// (including a nil one), so it can be deferred right after Store.Claim.
-// The store is asked in the background: Release returns once it is done,
-// or after Options.ReleaseWait, whichever comes first.
+// afresh; nothing is stored. The order the claim locked (ClaimOrder) is
+// unlocked too, in the background; so is the lock of a claim whose Finish
+// or Commit failed with ErrNotOwner. It does nothing on a claim that holds
+// nothing (including a nil one), so it can be deferred right after
+// Store.Claim or Store.ClaimOrder. The store is asked in the background:
+// Release returns once the claim's release is done, or after
+// Options.ReleaseWait, whichever comes first.
 func (c *Claim) Release() {
-	if c == nil || !c.held {
+	if c == nil {
+		return
+	}
+	c.unlock()
+	if !c.held {
 		return
 	}
 	c.held = false

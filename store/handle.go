@@ -221,5 +221,51 @@ func (h Handle) GetRequest(ctx context.Context, key RequestKey) (*RequestRecord,
 	return b.GetRequest(ctx, key)
 }
 
-// Interface guard.
-var _ Backend = Handle{}
+// ClaimOrder implements OrderClaimer for a Backend that does, and answers
+// errors.ErrUnsupported (Store then uses the primitives) for one that
+// does not.
+func (h Handle) ClaimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, token string, okey OrderKey, lockToken string, lease time.Duration) (ClaimResult, bool, *Order, error) {
+	b, err := h.backend(ctx)
+	if err != nil {
+		return ClaimResult{}, false, nil, err
+	}
+	oc, ok := b.(OrderClaimer)
+	if !ok {
+		return ClaimResult{}, false, nil, errors.ErrUnsupported
+	}
+	return oc.ClaimOrder(ctx, rkey, hash, token, okey, lockToken, lease)
+}
+
+// FinishUnlock implements UnlockingWriter as ClaimOrder does OrderClaimer.
+func (h Handle) FinishUnlock(ctx context.Context, key RequestKey, token string, reply Reply, ttl time.Duration, okey OrderKey, lockToken string) error {
+	b, err := h.backend(ctx)
+	if err != nil {
+		return err
+	}
+	uw, ok := b.(UnlockingWriter)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	return uw.FinishUnlock(ctx, key, token, reply, ttl, okey, lockToken)
+}
+
+// CommitSuccessUnlock implements UnlockingWriter as ClaimOrder does
+// OrderClaimer.
+func (h Handle) CommitSuccessUnlock(ctx context.Context, okey OrderKey, prev *Order, next Order, rkey RequestKey, token string, reply Reply, ttl time.Duration, lockToken string) error {
+	b, err := h.backend(ctx)
+	if err != nil {
+		return err
+	}
+	uw, ok := b.(UnlockingWriter)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	return uw.CommitSuccessUnlock(ctx, okey, prev, next, rkey, token, reply, ttl, lockToken)
+}
+
+// Interface guards.
+var (
+	_ Backend         = Handle{}
+	_ OrderClaimer    = Handle{}
+	_ UnlockingWriter = Handle{}
+)

@@ -38,10 +38,11 @@
 //
 // # Deployment
 //
-// CommitSuccess writes an order key and a request key in one script. On a
-// standalone server (or a Sentinel-managed primary) that is atomic; on Redis
-// Cluster the two keys may live in different slots and the script would be
-// refused, so only standalone and Sentinel-style deployments are supported
+// CommitSuccess writes an order key and a request key in one script, and
+// ClaimOrder (claim, lock and read: the first-time path's first round trip)
+// touches a request key and an order's keys. On a standalone server (or a
+// Sentinel-managed primary) that is atomic; on Redis Cluster the keys may
+// live in different slots and the script would be refused, so only standalone and Sentinel-style deployments are supported
 // for now. Order keys, outbox lanes and queued outbox entries never expire:
 // run the server with a maxmemory-policy that does not evict them
 // (noeviction; a volatile-* policy may evict final outbox entries and
@@ -185,29 +186,64 @@ func (c *Backend) Claim(ctx context.Context, key store.RequestKey, hash store.Bo
 	if err != nil {
 		return store.ClaimResult{}, fail("claim", err)
 	}
+	cr, _, _, err := parseClaim(res)
+	return cr, err
+}
+
+// ClaimOrder implements store.OrderClaimer: Claim, LockOrder's first try
+// and GetOrder in one script.
+func (c *Backend) ClaimOrder(ctx context.Context, rkey store.RequestKey, hash store.BodyHash, token string, okey store.OrderKey, lockToken string, lease time.Duration) (store.ClaimResult, bool, *store.Order, error) {
+	ms, err := millis("claim", "lease", lease)
+	if err != nil {
+		return store.ClaimResult{}, false, nil, err
+	}
+	keys := []string{c.requestKey(rkey), c.lockKey(okey), c.orderKey(okey)}
+	res, err := claimScript.Run(ctx, c.rdb, keys, hex.EncodeToString(hash[:]), token, ms, lockToken).Slice()
+	if err != nil {
+		return store.ClaimResult{}, false, nil, fail("claim", err)
+	}
+	return parseClaim(res)
+}
+
+// parseClaim reads claimScript's reply.
+func parseClaim(res []any) (cr store.ClaimResult, locked bool, order *store.Order, err error) {
 	if len(res) == 0 {
-		return store.ClaimResult{}, fail("claim", errors.New("empty script reply"))
+		return cr, false, nil, fail("claim", errors.New("empty script reply"))
 	}
 	code, _ := res[0].(int64)
 	switch code {
 	case claimNew:
-		return store.ClaimResult{Status: store.Claimed}, nil
+		cr.Status = store.Claimed
+		if len(res) < 2 {
+			return cr, false, nil, nil
+		}
+		l, _ := res[1].(int64)
+		if l != 1 {
+			return cr, false, nil, nil
+		}
+		if len(res) > 2 {
+			blob, _ := res[2].(string)
+			if order, err = store.DecodeOrder([]byte(blob)); err != nil {
+				return store.ClaimResult{}, false, nil, fail("claim", err)
+			}
+		}
+		return cr, true, order, nil
 	case claimInFlight:
-		return store.ClaimResult{Status: store.InFlight}, nil
+		return store.ClaimResult{Status: store.InFlight}, false, nil, nil
 	case claimMismatch:
-		return store.ClaimResult{Status: store.Mismatch}, nil
+		return store.ClaimResult{Status: store.Mismatch}, false, nil, nil
 	case claimDone:
 		if len(res) < 2 {
-			return store.ClaimResult{}, fail("claim", errors.New("done record without a reply"))
+			return cr, false, nil, fail("claim", errors.New("done record without a reply"))
 		}
 		blob, _ := res[1].(string)
 		reply, err := store.DecodeReply([]byte(blob))
 		if err != nil {
-			return store.ClaimResult{}, fail("claim", err)
+			return store.ClaimResult{}, false, nil, fail("claim", err)
 		}
-		return store.ClaimResult{Status: store.Done, Reply: reply}, nil
+		return store.ClaimResult{Status: store.Done, Reply: reply}, false, nil, nil
 	}
-	return store.ClaimResult{}, fail("claim", fmt.Errorf("unexpected script reply %v", res[0]))
+	return cr, false, nil, fail("claim", fmt.Errorf("unexpected script reply %v", res[0]))
 }
 
 // Release implements store.Backend.
@@ -220,11 +256,22 @@ func (c *Backend) Release(ctx context.Context, key store.RequestKey, token strin
 
 // Finish implements store.Backend.
 func (c *Backend) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+	return c.finish(ctx, []string{c.requestKey(key)}, token, reply, ttl)
+}
+
+// FinishUnlock implements store.UnlockingWriter: Finish and UnlockOrder in
+// one script.
+func (c *Backend) FinishUnlock(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration, okey store.OrderKey, lockToken string) error {
+	return c.finish(ctx, []string{c.requestKey(key), c.lockKey(okey)}, token, reply, ttl, lockToken)
+}
+
+func (c *Backend) finish(ctx context.Context, keys []string, token string, reply store.Reply, ttl time.Duration, lockToken ...any) error {
 	ms, err := millis("finish", "ttl", ttl)
 	if err != nil {
 		return err
 	}
-	ok, err := finishScript.Run(ctx, c.rdb, []string{c.requestKey(key)}, token, store.EncodeReply(reply), ms).Int()
+	args := append([]any{token, store.EncodeReply(reply), ms}, lockToken...)
+	ok, err := finishScript.Run(ctx, c.rdb, keys, args...).Int()
 	if err != nil {
 		return fail("finish", err)
 	}
@@ -298,12 +345,23 @@ func (c *Backend) GetOrder(ctx context.Context, key store.OrderKey) (*store.Orde
 // order, so a caller whose claim expired gets ErrNotOwner even if the order
 // also moved on.
 func (c *Backend) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+	return c.commit(ctx, okey, prev, next, rkey, token, reply, ttl, "")
+}
+
+// CommitSuccessUnlock implements store.UnlockingWriter: CommitSuccess and
+// UnlockOrder in one script.
+func (c *Backend) CommitSuccessUnlock(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration, lockToken string) error {
+	return c.commit(ctx, okey, prev, next, rkey, token, reply, ttl, lockToken)
+}
+
+// commit runs commitScript; a lockToken other than "" also unlocks.
+func (c *Backend) commit(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration, lockToken string) error {
 	ms, err := millis("commit success", "ttl", ttl)
 	if err != nil {
 		return err
 	}
 	blob := store.EncodeOrder(next)
-	args := make([]any, 0, 11)
+	args := make([]any, 0, 12)
 	args = append(args, token)
 	if prev == nil {
 		args = append(args, "0", "", "", "")
@@ -311,7 +369,12 @@ func (c *Backend) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *
 		args = append(args, "1", prev.Status, strconv.FormatInt(prev.ModifyTime, 10), prev.RequestID)
 	}
 	args = append(args, next.Status, strconv.FormatInt(next.ModifyTime, 10), next.RequestID, blob, store.EncodeReply(reply), ms)
-	res, err := commitScript.Run(ctx, c.rdb, []string{c.orderKey(okey), c.requestKey(rkey)}, args...).Int()
+	keys := []string{c.orderKey(okey), c.requestKey(rkey)}
+	if lockToken != "" {
+		keys = append(keys, c.lockKey(okey))
+		args = append(args, lockToken)
+	}
+	res, err := commitScript.Run(ctx, c.rdb, keys, args...).Int()
 	if err != nil {
 		return fail("commit success", err)
 	}
@@ -361,6 +424,13 @@ func (c *Backend) GetRequest(ctx context.Context, key store.RequestKey) (*store.
 	}
 	return &rec, nil
 }
+
+// Interface guards.
+var (
+	_ store.Backend         = (*Backend)(nil)
+	_ store.OrderClaimer    = (*Backend)(nil)
+	_ store.UnlockingWriter = (*Backend)(nil)
+)
 
 // keyEscaper makes the id parts of a key injective and brace-free: ':'
 // separates the two ids, and '{' '}' would move the Cluster hash tag.

@@ -33,6 +33,9 @@ type Counters interface {
 //     the handler runs it (Claim of a new requestId, LockOrder of a new
 //     order, GetOrder, Commit, unlock), by one writer or by BenchWriters
 //     writers. Each operation is a new order. Reported as transitions/s.
+//   - FirstTimeClaimOrder/*: the same through Store.ClaimOrder (claim,
+//     lock and read in one call) and a Commit that unlocks: one round
+//     trip each on a backend that can (Redis).
 //   - Transition/1writer and Transition/32writers: the same on an order
 //     that already exists: each writer advances its own order, one status
 //     per operation.
@@ -53,6 +56,7 @@ func Bench(b *testing.B, newStore func(b *testing.B) store.Backend) {
 		op   func(ctx context.Context, s *store.Store, okey store.OrderKey, seq int) error
 	}{
 		{"FirstTime", benchFirstTime},
+		{"FirstTimeClaimOrder", benchFirstTimeClaimOrder},
 		{"Transition", benchTransition},
 	} {
 		for _, writers := range []int{1, BenchWriters} {
@@ -115,6 +119,25 @@ func benchFirstTime(ctx context.Context, s *store.Store, wkey store.OrderKey, se
 	okey := store.OrderKey{ClientID: wkey.ClientID, MerchantBizNo: fmt.Sprintf("%s-%d", wkey.MerchantBizNo, seq)}
 	rkey := store.RequestKey{ClientID: okey.ClientID, RequestID: okey.MerchantBizNo}
 	return benchCommit(ctx, s, okey, rkey, seq)
+}
+
+// benchFirstTimeClaimOrder is benchFirstTime through Store.ClaimOrder.
+func benchFirstTimeClaimOrder(ctx context.Context, s *store.Store, wkey store.OrderKey, seq int) error {
+	okey := store.OrderKey{ClientID: wkey.ClientID, MerchantBizNo: fmt.Sprintf("%s-%d", wkey.MerchantBizNo, seq)}
+	rkey := store.RequestKey{ClientID: okey.ClientID, RequestID: okey.MerchantBizNo}
+	claim, err := s.ClaimOrder(ctx, rkey, bodyA, okey, longLease)
+	if err != nil {
+		return fmt.Errorf("ClaimOrder: %w", err)
+	}
+	defer claim.Release()
+	if claim.Status != store.Claimed {
+		return fmt.Errorf("ClaimOrder of a fresh requestId = %s", claim.Status)
+	}
+	next := sampleOrder(fmt.Sprint("S", seq), int64(seq), rkey.RequestID)
+	if err := claim.Commit(ctx, store.OrderChange{Key: okey, Prev: claim.Order, Next: next}, benchReply, longTTL); err != nil {
+		return fmt.Errorf("Commit: %w", err)
+	}
+	return nil
 }
 
 // benchTransition advances the writer's own order by one status.

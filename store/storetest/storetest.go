@@ -103,6 +103,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Backend) {
 		{"ClaimValueNotClaimed", testClaimValueNotClaimed},
 		{"ClaimValueEndedContext", testClaimValueEndedContext},
 		{"LockValue", testLockValue},
+		{"ClaimOrderCommit", testClaimOrderCommit},
+		{"ClaimOrderReadsOrder", testClaimOrderReadsOrder},
+		{"ClaimOrderNotClaimed", testClaimOrderNotClaimed},
+		{"ClaimOrderWaitsForLock", testClaimOrderWaitsForLock},
+		{"ClaimOrderLockTimeout", testClaimOrderLockTimeout},
+		{"ClaimOrderReleaseUnlocks", testClaimOrderReleaseUnlocks},
 		{"NonPositiveDurations", testNonPositiveDurations},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

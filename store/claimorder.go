@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// A backend whose operations are round trips to a server (Redis) can do
+// what the first-time path asks of the store in two of them instead of
+// five: claim + lock + read the order, and commit + unlock. These optional
+// interfaces are how it says so; Store uses them when the backend has
+// them and falls back on the Backend primitives otherwise (or when a
+// method answers errors.ErrUnsupported, as a Handle does over a backend
+// without them). A wrapper that embeds a Backend (fault injection in
+// tests) does not promote them, so its overrides of the primitives keep
+// being called.
+
+// OrderClaimer claims a request and, in the same step, locks its order
+// and reads it.
+type OrderClaimer interface {
+	// ClaimOrder does what Claim(rkey, hash, token, lease) does and, if
+	// that is Claimed, takes the order lock of okey under lockToken for
+	// lease if it is free or already lockToken's (locked), and then
+	// returns the order's state (nil if none). If the lock is held by
+	// someone else, locked is false and nothing else is done: the caller
+	// waits for it with LockOrder. Run twice with the same tokens, it
+	// gives the same answer.
+	ClaimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, token string, okey OrderKey, lockToken string, lease time.Duration) (res ClaimResult, locked bool, order *Order, err error)
+}
+
+// UnlockingWriter stores a request's final answer and, in the same step,
+// unlocks its order.
+type UnlockingWriter interface {
+	// FinishUnlock is Finish, and on success UnlockOrder(okey, lockToken).
+	FinishUnlock(ctx context.Context, key RequestKey, token string, reply Reply, ttl time.Duration, okey OrderKey, lockToken string) error
+	// CommitSuccessUnlock is CommitSuccess, and on success
+	// UnlockOrder(okey, lockToken).
+	CommitSuccessUnlock(ctx context.Context, okey OrderKey, prev *Order, next Order, rkey RequestKey, token string, reply Reply, ttl time.Duration, lockToken string) error
+}
+
+// ClaimOrder claims rkey as Claim does and, when the request is Claimed,
+// also locks okey for lease (waiting until ctx ends: ErrLockTimeout) and
+// reads its state into the claim's Order: the first-time path's three
+// store steps in one call, and in one round trip where the backend can
+// (OrderClaimer). The claim then holds the lock too, and gives it up with
+// itself: Finish and Commit unlock the order once the answer is stored (in
+// the same step where the backend can, UnlockingWriter), Release unlocks
+// it with the release.
+//
+// If ClaimOrder fails after claiming, what it took is given up in the
+// background and the error returned: the caller holds nothing.
+func (s *Store) ClaimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, okey OrderKey, lease time.Duration) (*Claim, error) {
+	token, lockToken := newToken(), newToken()
+	res, locked, order, err := s.claimOrder(ctx, rkey, hash, token, okey, lockToken, lease)
+	if err != nil {
+		// The backend may have claimed and locked (a deadline can cut off
+		// its reply): undo both.
+		s.cleanup("release", 0, func(ctx context.Context) error { return s.b.Release(ctx, rkey, token) })
+		s.cleanup("unlock", 0, func(ctx context.Context) error { return s.b.UnlockOrder(ctx, okey, lockToken) })
+		return nil, err
+	}
+	c := &Claim{Status: res.Status, Reply: res.Reply}
+	if res.Status != Claimed {
+		return c, nil
+	}
+	c.s, c.key, c.token, c.held = s, rkey, token, true
+	c.okey, c.lockToken, c.locked = okey, lockToken, true
+	if !locked {
+		if err := s.b.LockOrder(ctx, okey, lockToken, lease); err != nil {
+			c.Release()
+			return nil, err
+		}
+		if order, err = s.b.GetOrder(ctx, okey); err != nil {
+			c.Release()
+			return nil, err
+		}
+	}
+	c.Order = order
+	return c, nil
+}
+
+// claimOrder is the backend's ClaimOrder, or the primitives it stands for.
+func (s *Store) claimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, token string, okey OrderKey, lockToken string, lease time.Duration) (ClaimResult, bool, *Order, error) {
+	if oc, ok := s.b.(OrderClaimer); ok {
+		res, locked, order, err := oc.ClaimOrder(ctx, rkey, hash, token, okey, lockToken, lease)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return res, locked, order, err
+		}
+	}
+	res, err := s.b.Claim(ctx, rkey, hash, token, lease)
+	return res, false, nil, err
+}
+
+// finish stores reply for c, and unlocks c's order if c holds it: in one
+// step where the backend can, else the unlock follows in the background.
+func (c *Claim) finish(ctx context.Context, reply Reply, ttl time.Duration) error {
+	if c.locked {
+		if uw, ok := c.s.b.(UnlockingWriter); ok {
+			err := uw.FinishUnlock(ctx, c.key, c.token, reply, ttl, c.okey, c.lockToken)
+			if !errors.Is(err, errors.ErrUnsupported) {
+				c.unlocked(err)
+				return err
+			}
+		}
+	}
+	err := c.s.b.Finish(ctx, c.key, c.token, reply, ttl)
+	if err == nil {
+		c.unlock()
+	}
+	return err
+}
+
+// commit is finish for CommitSuccess.
+func (c *Claim) commit(ctx context.Context, change OrderChange, reply Reply, ttl time.Duration) error {
+	if c.locked {
+		if uw, ok := c.s.b.(UnlockingWriter); ok {
+			err := uw.CommitSuccessUnlock(ctx, change.Key, change.Prev, change.Next, c.key, c.token, reply, ttl, c.lockToken)
+			if !errors.Is(err, errors.ErrUnsupported) {
+				c.unlocked(err)
+				return err
+			}
+		}
+	}
+	err := c.s.b.CommitSuccess(ctx, change.Key, change.Prev, change.Next, c.key, c.token, reply, ttl)
+	if err == nil {
+		c.unlock()
+	}
+	return err
+}
+
+// unlocked records the result of a write that unlocked on success.
+func (c *Claim) unlocked(err error) {
+	if err == nil {
+		c.locked = false
+	}
+}
+
+// unlock gives c's order lock up in the background, if c holds it.
+func (c *Claim) unlock() {
+	if !c.locked {
+		return
+	}
+	c.locked = false
+	s, okey, tok := c.s, c.okey, c.lockToken
+	s.cleanup("unlock", 0, func(ctx context.Context) error { return s.b.UnlockOrder(ctx, okey, tok) })
+}

@@ -1,0 +1,219 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/caddy-alipay/ordersync/store"
+)
+
+// orderRequest returns a fresh order and a request of it, under one fresh
+// client.
+func (ids *idSource) orderRequest() (store.OrderKey, store.RequestKey) {
+	client := ids.client()
+	return store.OrderKey{ClientID: client, MerchantBizNo: "order-1"}, store.RequestKey{ClientID: client, RequestID: "req-1"}
+}
+
+func mustClaimOrder(t *testing.T, st *store.Store, key store.RequestKey, hash store.BodyHash, okey store.OrderKey) *store.Claim {
+	t.Helper()
+	c, err := st.ClaimOrder(ctxFor(t), key, hash, okey, longLease)
+	if err != nil {
+		t.Fatalf("ClaimOrder(%v): %v", key, err)
+	}
+	if c.Status != store.Claimed {
+		t.Fatalf("ClaimOrder(%v) = %s, want Claimed", key, c.Status)
+	}
+	return c
+}
+
+// testClaimOrderCommit: a new request of a new order is claimed with the
+// order locked and no state; its Commit stores both and unlocks.
+func testClaimOrderCommit(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.orderRequest()
+	c := mustClaimOrder(t, st, key, bodyA, okey)
+	if c.Order != nil {
+		t.Errorf("Order of a new order = %+v, want nil", c.Order)
+	}
+	if !lockHeld(t, s, okey, 100*time.Millisecond) {
+		t.Fatal("the order is not locked")
+	}
+	next := sampleOrder("A", 1, key.RequestID)
+	want := sampleReply("commit")
+	if err := c.Commit(ctxFor(t), store.OrderChange{Key: okey, Prev: c.Order, Next: next}, want, longTTL); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	c.Release()
+	st.Wait()
+	if lockHeld(t, s, okey, patience) {
+		t.Fatal("the order stayed locked after Commit")
+	}
+	if d := orderDiff(mustGetOrder(t, s, okey), next); d != "" {
+		t.Error(d)
+	}
+	if d := replyDiff(wantClaim(t, s, key, bodyA, store.Done).Reply, want); d != "" {
+		t.Error(d)
+	}
+}
+
+// testClaimOrderReadsOrder: the claim carries the order's state as
+// stored, read under the lock.
+func testClaimOrderReadsOrder(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.orderRequest()
+	first := sampleOrder("A", 1, key.RequestID)
+	c := mustClaimOrder(t, st, key, bodyA, okey)
+	if err := c.Commit(ctxFor(t), store.OrderChange{Key: okey, Next: first}, sampleReply("a"), longTTL); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	st.Wait()
+	key2 := store.RequestKey{ClientID: key.ClientID, RequestID: "req-2"}
+	c2 := mustClaimOrder(t, st, key2, bodyB, okey)
+	defer c2.Release()
+	if d := orderDiff(c2.Order, first); d != "" {
+		t.Errorf("Order: %s", d)
+	}
+	next := sampleOrder("B", 2, key2.RequestID)
+	if err := c2.Commit(ctxFor(t), store.OrderChange{Key: okey, Prev: c2.Order, Next: next}, sampleReply("b"), longTTL); err != nil {
+		t.Fatalf("Commit over the order read: %v", err)
+	}
+}
+
+// testClaimOrderNotClaimed: a request that is not claimed (Done,
+// InFlight, Mismatch) takes no lock and reads nothing.
+func testClaimOrderNotClaimed(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.orderRequest()
+	c := mustClaimOrder(t, st, key, bodyA, okey)
+	for _, tc := range []struct {
+		hash store.BodyHash
+		want store.ClaimStatus
+	}{{bodyA, store.InFlight}, {bodyB, store.InFlight}} {
+		got, err := st.ClaimOrder(ctxFor(t), key, tc.hash, okey, longLease)
+		if err != nil || got.Status != tc.want || got.Order != nil {
+			t.Fatalf("ClaimOrder of a claimed request = %+v, %v; want %s", got, err, tc.want)
+		}
+	}
+	if err := c.Finish(ctxFor(t), sampleReply("f"), longTTL); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	st.Wait()
+	if lockHeld(t, s, okey, patience) {
+		t.Fatal("the order stayed locked after Finish")
+	}
+	for _, tc := range []struct {
+		hash store.BodyHash
+		want store.ClaimStatus
+	}{{bodyA, store.Done}, {bodyB, store.Mismatch}} {
+		got, err := st.ClaimOrder(ctxFor(t), key, tc.hash, okey, longLease)
+		if err != nil || got.Status != tc.want {
+			t.Fatalf("ClaimOrder of a finished request = %+v, %v; want %s", got, err, tc.want)
+		}
+		got.Release() // holds nothing
+		st.Wait()
+		if lockHeld(t, s, okey, 100*time.Millisecond) {
+			t.Fatalf("ClaimOrder answering %s locked the order", tc.want)
+		}
+	}
+}
+
+// testClaimOrderWaitsForLock: a request whose order is locked by another
+// is claimed, waits for the lock, and reads the state its holder left.
+func testClaimOrderWaitsForLock(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.orderRequest()
+	unlock, err := st.LockOrder(ctxFor(t), okey, longLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		c   *store.Claim
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := st.ClaimOrder(ctxFor(t), key, bodyA, okey, longLease)
+		got <- result{c, err}
+	}()
+	// The holder changes the order, then unlocks.
+	other := store.RequestKey{ClientID: key.ClientID, RequestID: "other"}
+	first := sampleOrder("A", 1, other.RequestID)
+	oc := mustClaimValue(t, st, other, bodyB)
+	if err := oc.Commit(ctxFor(t), store.OrderChange{Key: okey, Next: first}, sampleReply("o"), longTTL); err != nil {
+		t.Fatal(err)
+	}
+	// Claimed while it waits for the lock.
+	for deadline := time.Now().Add(patience); mustGetRequest(t, s, key) == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("ClaimOrder did not claim the request while waiting for the lock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	unlock()
+	r := <-got
+	if r.err != nil || r.c.Status != store.Claimed {
+		t.Fatalf("ClaimOrder behind a held lock = %+v, %v; want Claimed", r.c, r.err)
+	}
+	defer r.c.Release()
+	if d := orderDiff(r.c.Order, first); d != "" {
+		t.Errorf("Order read once the lock was free: %s", d)
+	}
+	if !lockHeld(t, s, okey, 100*time.Millisecond) {
+		t.Fatal("the order is not locked by the claim")
+	}
+}
+
+// testClaimOrderLockTimeout: a ClaimOrder whose wait for the lock ends
+// with its context holds nothing: not the claim, not the lock.
+func testClaimOrderLockTimeout(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.orderRequest()
+	unlock, err := st.LockOrder(ctxFor(t), okey, longLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if c, err := st.ClaimOrder(ctx, key, bodyA, okey, longLease); !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("ClaimOrder behind a held lock, short deadline = %+v, %v; want ErrLockTimeout", c, err)
+	}
+	st.Wait()
+	wantClaim(t, s, key, bodyA, store.Claimed) // the requestId is free again
+	unlock()
+	st.Wait()
+	if lockHeld(t, s, okey, patience) {
+		t.Fatal("the lock stayed held")
+	}
+}
+
+// testClaimOrderReleaseUnlocks: Release gives up the claim and the lock;
+// so does a Commit refused with ErrConflict followed by Release.
+func testClaimOrderReleaseUnlocks(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.orderRequest()
+	c := mustClaimOrder(t, st, key, bodyA, okey)
+	c.Release()
+	st.Wait()
+	if lockHeld(t, s, okey, patience) {
+		t.Fatal("the order stayed locked after Release")
+	}
+	c = mustClaimOrder(t, st, key, bodyA, okey)
+	stale := sampleOrder("Z", 9, "someone")
+	err := c.Commit(ctxFor(t), store.OrderChange{Key: okey, Prev: &stale, Next: sampleOrder("A", 1, key.RequestID)}, sampleReply("a"), longTTL)
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Commit over a stale state: %v, want ErrConflict", err)
+	}
+	if !lockHeld(t, s, okey, 100*time.Millisecond) {
+		t.Fatal("a refused Commit unlocked the order before Release")
+	}
+	c.Release()
+	st.Wait()
+	if lockHeld(t, s, okey, patience) {
+		t.Fatal("the order stayed locked after Release")
+	}
+	if mustGetRequest(t, s, key) != nil {
+		t.Fatal("the request kept a record after Release")
+	}
+}
