@@ -169,13 +169,13 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, order
 
 	okey := store.OrderKey{ClientID: x.clientID, MerchantBizNo: req.MerchantBizNo}
 	began = time.Now()
-	unlock, err := h.store.LockOrder(ctx, okey, time.Duration(h.ClaimLease))
+	// The claim holds the order's lock and gives it up with itself (a
+	// final write that outlives its deadline keeps it until it ends).
+	err = claim.LockOrder(ctx, okey, time.Duration(h.ClaimLease))
 	h.metrics.observeStore("lock", began, err)
 	if err != nil {
 		return nil, h.storeDown(x, "lock", err)
 	}
-	// unlock is swapped out when the commit takes over the lock.
-	defer func() { unlock() }()
 
 	began = time.Now()
 	prev, err := h.store.GetOrder(ctx, okey)
@@ -241,13 +241,8 @@ func (h *Handler) sync(x *exchange, next caddyhttp.Handler) (*store.Reply, order
 	cctx, ccancel := context.WithDeadline(context.WithoutCancel(x.r.Context()), x.answerBy)
 	defer ccancel()
 	change := store.OrderChange{Key: okey, Prev: prev, Next: next2}
-	claim = x.claim
-	orderUnlock := unlock
-	unlock = func() {} // the order stays locked until the write has ended
 	began = time.Now()
-	err = h.boundedWrite(cctx, x, func(ctx context.Context) error {
-		return claim.Commit(ctx, change, rep, time.Duration(h.IdempotencyTTL))
-	}, orderUnlock)
+	err = x.claim.Commit(cctx, change, rep, time.Duration(h.IdempotencyTTL))
 	h.metrics.observeStore("commit", began, err)
 	if err != nil {
 		return nil, h.storeDown(x, "commit", err)
@@ -304,42 +299,6 @@ func (h *Handler) storeDown(x *exchange, op string, err error) orderflow.Outcome
 	return h.fail(x, orderflow.UnknownException, "store_error", "service: state store unavailable; retry later")
 }
 
-// boundedWrite runs a store write that must have ended by ctx's deadline,
-// the answer's time bound. The stores honour deadlines themselves; a write
-// that still has not returned (a disk that hangs under bbolt) is not
-// waited for past it: it goes on in the background, which gives the claim
-// up should it fail, and the caller answers U (a write that lands late
-// makes a retry a replay). after runs once the write has ended: here, or
-// in the background.
-func (h *Handler) boundedWrite(ctx context.Context, x *exchange, write func(context.Context) error, after func()) error {
-	done := make(chan error, 1)
-	go func() { done <- write(ctx) }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		select {
-		case err = <-done: // ended just in time
-		default:
-			claim := x.claim
-			x.claim = nil // the background owns it now
-			go func() {
-				if err := <-done; err != nil {
-					claim.Release()
-				}
-				if after != nil {
-					after()
-				}
-			}()
-			return ctx.Err()
-		}
-	}
-	if after != nil {
-		after()
-	}
-	return err
-}
-
 // release gives the claim up, if this request holds it. The store is
 // asked in the background (a hung store must not delay the answer); a
 // failure is logged by the store's CleanupFailed hook.
@@ -358,11 +317,8 @@ func (h *Handler) finish(w http.ResponseWriter, x *exchange, rep *store.Reply, o
 			// stored SUCCESS of a re-sent status): keep it for replay,
 			// by the answer's time bound.
 			ctx, cancel := context.WithDeadline(context.WithoutCancel(x.r.Context()), x.answerBy)
-			claim := x.claim
 			began := time.Now()
-			err := h.boundedWrite(ctx, x, func(ctx context.Context) error {
-				return claim.Finish(ctx, built, time.Duration(h.IdempotencyTTL))
-			}, nil)
+			err := x.claim.Finish(ctx, built, time.Duration(h.IdempotencyTTL))
 			cancel()
 			h.metrics.observeStore("finish", began, err)
 			if err != nil {

@@ -39,7 +39,8 @@ type Options struct {
 //
 // Whatever is left to do after an answer is known (releasing a claim,
 // unlocking an order, undoing a claim or lock whose reply a deadline cut
-// off) runs in the background, bounded by Options.CleanupTimeout, so that a
+// off, a final write that outlived its deadline) runs in the background,
+// bounded by Options.CleanupTimeout (the write by the backend), so that a
 // hung store never holds up an answer; Wait waits for it.
 type Store struct {
 	b    Backend
@@ -115,15 +116,14 @@ type Claim struct {
 // claim is then spent, and the order it locked (ClaimOrder) unlocked. If
 // Finish fails the claim is still held (Release it), unless the error is
 // ErrNotOwner: the lease ended and another caller took the requestId over.
+//
+// Finish returns by ctx's deadline even if the backend does not (a disk
+// that hangs under an fsync ignores it; see write).
 func (c *Claim) Finish(ctx context.Context, reply Reply, ttl time.Duration) error {
 	if c == nil || !c.held {
 		return ErrNotHeld
 	}
-	if err := c.finish(ctx, reply, ttl); err != nil {
-		return err
-	}
-	c.held = false
-	return nil
+	return c.write(ctx, c.finishOp(reply, ttl))
 }
 
 // OrderChange is an accepted change of one order: Prev is its state as
@@ -139,16 +139,86 @@ type OrderChange struct {
 // ErrConflict, writing nothing, if the order is no longer at change.Prev.
 // The order the claim locked (ClaimOrder) is unlocked once the write is
 // done. If Commit fails the claim is still held (Release it), unless the
-// error is ErrNotOwner.
+// error is ErrNotOwner. Like Finish, it returns by ctx's deadline whatever
+// the backend does.
 func (c *Claim) Commit(ctx context.Context, change OrderChange, reply Reply, ttl time.Duration) error {
 	if c == nil || !c.held {
 		return ErrNotHeld
 	}
-	if err := c.commit(ctx, change, reply, ttl); err != nil {
-		return err
+	return c.write(ctx, c.commitOp(change, reply, ttl))
+}
+
+// write runs a final write of the held claim c (finishOp, commitOp),
+// bounded by ctx, and settles what c holds once it is done: the claim is
+// spent if the write succeeded, and the order lock is given up then too.
+//
+// A write that is still running when ctx ends is not waited for: write
+// returns ctx's error, and the write goes on in the background, owning
+// what c held. c is spent for its holder at once (a deferred Release does
+// nothing), but the order stays locked, so that no other change reads it
+// while this one may still land. When the write ends, the background
+// unlocks the order, and releases the claim if the write failed; if it
+// landed, a retry is a replay. Store.Wait waits for it.
+//
+// Ownership: c is its caller's, and the write (op) only uses what it
+// captured when it was made, never c; c's fields are settled here, on the
+// caller's goroutine, before write returns.
+func (c *Claim) write(ctx context.Context, op func(context.Context) (unlocked bool, err error)) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing started: the claim is still held
+	}
+	done := make(chan writeResult, 1)
+	go func() {
+		unlocked, err := op(ctx)
+		done <- writeResult{unlocked, err}
+	}()
+	var r writeResult
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		select {
+		case r = <-done: // it ended just in time
+		default:
+			c.handOff(done)
+			return ctx.Err()
+		}
+	}
+	if r.err != nil {
+		return r.err // still held: the caller releases, which unlocks
 	}
 	c.held = false
+	if r.unlocked {
+		c.locked = false
+	} else {
+		c.unlock()
+	}
 	return nil
+}
+
+// writeResult is how a final write ended: unlocked says it also unlocked
+// the claim's order (UnlockingWriter).
+type writeResult struct {
+	unlocked bool
+	err      error
+}
+
+// handOff gives what c holds to the pending write whose result comes on
+// done: from now on the background ends them, and c holds nothing.
+func (c *Claim) handOff(done <-chan writeResult) {
+	s, key, token := c.s, c.key, c.token
+	okey, lockToken, locked := c.okey, c.lockToken, c.locked
+	c.held, c.locked = false, false
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		r := <-done
+		if r.err != nil {
+			s.cleanup("release", 0, func(ctx context.Context) error { return s.b.Release(ctx, key, token) })
+		}
+		if locked && !r.unlocked {
+			s.cleanup("unlock", 0, func(ctx context.Context) error { return s.b.UnlockOrder(ctx, okey, lockToken) })
+		}
+	}()
 }
 
 // Release gives the claim up, so that the requestId can be processed

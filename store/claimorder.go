@@ -80,6 +80,32 @@ func (s *Store) ClaimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, 
 	return c, nil
 }
 
+// LockOrder takes the lock of okey for the held claim c, for lease, waiting
+// until ctx ends (ErrLockTimeout). c then holds the lock as a claim made by
+// ClaimOrder does, and gives it up with itself: Finish and Commit unlock
+// once the answer is stored (or, for a write that outlives its deadline,
+// once it has ended), Release unlocks. It is ClaimOrder's lock step on its
+// own, for a caller that times the steps apart.
+//
+// If LockOrder fails, the backend may still have locked (a deadline can
+// cut off the reply): that is undone in the background, and c holds no
+// lock.
+func (c *Claim) LockOrder(ctx context.Context, okey OrderKey, lease time.Duration) error {
+	if c == nil || !c.held {
+		return ErrNotHeld
+	}
+	if c.locked {
+		return errors.New("the claim already holds an order lock")
+	}
+	s, token := c.s, newToken()
+	if err := s.b.LockOrder(ctx, okey, token, lease); err != nil {
+		s.cleanup("unlock", 0, func(ctx context.Context) error { return s.b.UnlockOrder(ctx, okey, token) })
+		return err
+	}
+	c.okey, c.lockToken, c.locked = okey, token, true
+	return nil
+}
+
 // claimOrder is the backend's ClaimOrder, or the primitives it stands for.
 func (s *Store) claimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, token string, okey OrderKey, lockToken string, lease time.Duration) (ClaimResult, bool, *Order, error) {
 	if oc, ok := s.b.(OrderClaimer); ok {
@@ -92,47 +118,39 @@ func (s *Store) claimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, 
 	return res, false, nil, err
 }
 
-// finish stores reply for c, and unlocks c's order if c holds it: in one
-// step where the backend can, else the unlock follows in the background.
-func (c *Claim) finish(ctx context.Context, reply Reply, ttl time.Duration) error {
-	if c.locked {
-		if uw, ok := c.s.b.(UnlockingWriter); ok {
-			err := uw.FinishUnlock(ctx, c.key, c.token, reply, ttl, c.okey, c.lockToken)
-			if !errors.Is(err, errors.ErrUnsupported) {
-				c.unlocked(err)
-				return err
+// finishOp is the write of Finish: store reply for c, unlocking c's order
+// in the same step where the backend can (then unlocked is true). It uses
+// only what it captures now, never c (see Claim.write).
+func (c *Claim) finishOp(reply Reply, ttl time.Duration) func(context.Context) (unlocked bool, err error) {
+	b, key, token := c.s.b, c.key, c.token
+	okey, lockToken, locked := c.okey, c.lockToken, c.locked
+	return func(ctx context.Context) (bool, error) {
+		if locked {
+			if uw, ok := b.(UnlockingWriter); ok {
+				err := uw.FinishUnlock(ctx, key, token, reply, ttl, okey, lockToken)
+				if !errors.Is(err, errors.ErrUnsupported) {
+					return err == nil, err
+				}
 			}
 		}
+		return false, b.Finish(ctx, key, token, reply, ttl)
 	}
-	err := c.s.b.Finish(ctx, c.key, c.token, reply, ttl)
-	if err == nil {
-		c.unlock()
-	}
-	return err
 }
 
-// commit is finish for CommitSuccess.
-func (c *Claim) commit(ctx context.Context, change OrderChange, reply Reply, ttl time.Duration) error {
-	if c.locked {
-		if uw, ok := c.s.b.(UnlockingWriter); ok {
-			err := uw.CommitSuccessUnlock(ctx, change.Key, change.Prev, change.Next, c.key, c.token, reply, ttl, c.lockToken)
-			if !errors.Is(err, errors.ErrUnsupported) {
-				c.unlocked(err)
-				return err
+// commitOp is finishOp for CommitSuccess.
+func (c *Claim) commitOp(change OrderChange, reply Reply, ttl time.Duration) func(context.Context) (unlocked bool, err error) {
+	b, key, token := c.s.b, c.key, c.token
+	lockToken, locked := c.lockToken, c.locked
+	return func(ctx context.Context) (bool, error) {
+		if locked {
+			if uw, ok := b.(UnlockingWriter); ok {
+				err := uw.CommitSuccessUnlock(ctx, change.Key, change.Prev, change.Next, key, token, reply, ttl, lockToken)
+				if !errors.Is(err, errors.ErrUnsupported) {
+					return err == nil, err
+				}
 			}
 		}
-	}
-	err := c.s.b.CommitSuccess(ctx, change.Key, change.Prev, change.Next, c.key, c.token, reply, ttl)
-	if err == nil {
-		c.unlock()
-	}
-	return err
-}
-
-// unlocked records the result of a write that unlocked on success.
-func (c *Claim) unlocked(err error) {
-	if err == nil {
-		c.locked = false
+		return false, b.CommitSuccess(ctx, change.Key, change.Prev, change.Next, key, token, reply, ttl)
 	}
 }
 

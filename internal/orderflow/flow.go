@@ -15,10 +15,10 @@ import (
 	"github.com/caddy-alipay/ordersync/store"
 )
 
-// CommitTimeout bounds the durable write after the upstream answered; it
-// has its own deadline because the request's may be nearly spent by then.
-// A claim must outlive upstream_timeout plus this.
-const CommitTimeout = 5 * time.Second
+// answerReserve is kept free at the end of the time bound for what comes
+// after the last wait: releasing the claim (store.DefaultReleaseWait),
+// building and signing the U, writing it.
+const answerReserve = 100 * time.Millisecond
 
 // Config is what a Flow is made of. The glue builds it at provision, with
 // everything resolved: keys read and parsed, placeholders replaced, the
@@ -92,7 +92,10 @@ var ErrBodyTooLarge = errors.New("body larger than max_body_size")
 
 // Request is one call as it arrived.
 type Request struct {
-	Method string
+	// Received is when the request arrived; the time bound counts from
+	// it. Zero means when Serve is called.
+	Received time.Time
+	Method   string
 	// Path is the path the caller sent and signed, before any rewrite in
 	// the route.
 	Path   string
@@ -172,6 +175,9 @@ func (a *Answer) storeOp(name string, began time.Time, err error) {
 // gets"), step by step. Every answer is an envelope; only a SUCCESS whose
 // new order state is durable says S.
 func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
+	if req.Received.IsZero() {
+		req.Received = time.Now()
+	}
 	a := Answer{}
 	ids := req.Header.Values(signature.HeaderClientID)
 	if len(ids) == 1 {
@@ -215,6 +221,13 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 
 	// 5. Replay check: claim (Client-Id, requestId) for this body. Only a
 	// held claim lets this request answer anything that is stored.
+	//
+	// The time bound (README, "Configuration": upstream_timeout): every
+	// wait from here to the upstream's answer ends with ctx; the final
+	// store write ends by answerBy, whatever the store does, or the
+	// answer is U; the caller has the answer by upstream_timeout +
+	// TimeBoundGrace.
+	answerBy := req.Received.Add(f.cfg.UpstreamTimeout + TimeBoundGrace - answerReserve)
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.UpstreamTimeout)
 	defer cancel()
 	began := time.Now()
@@ -237,18 +250,19 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 		return f.refuse(&a, req, refusal{ParamIllegal, "request_id_reused", "requestId: already used with a different body"})
 	}
 	// Every way out below either stores the answer (Finish, Commit) or
-	// gives the requestId up, so that a retry is processed afresh.
+	// gives the requestId up, so that a retry is processed afresh; and
+	// the order's lock goes with the claim.
 	defer claim.Release()
 
-	// 6. Lock the order and check the transition.
+	// 6. Lock the order (the claim holds the lock until the answer is
+	// stored, or given up), read it, check the transition.
 	okey := store.OrderKey{ClientID: a.ClientID, MerchantBizNo: r.MerchantBizNo}
 	began = time.Now()
-	unlock, err := f.cfg.Store.LockOrder(ctx, okey, f.cfg.ClaimLease)
+	err = claim.LockOrder(ctx, okey, f.cfg.ClaimLease)
 	a.storeOp("lock", began, err)
 	if err != nil {
 		return f.storeDown(&a, req, err)
 	}
-	defer unlock()
 	began = time.Now()
 	prev, err := f.cfg.Store.GetOrder(ctx, okey)
 	a.storeOp("get_order", began, err)
@@ -260,7 +274,7 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 		a.Previous = prev.Status
 		if prev.Scenario != sc.Name() {
 			a.Rejection = "scenario_changed"
-			return f.finish(ctx, &a, req, claim, Outcome{Code: OrderStatusInvalid, Message: "merchantBizNo: order belongs to scenario " + prev.Scenario}, "scenario_changed")
+			return f.finish(ctx, answerBy, &a, req, claim, Outcome{Code: OrderStatusInvalid, Message: "merchantBizNo: order belongs to scenario " + prev.Scenario}, "scenario_changed")
 		}
 		current = &statemachine.State{Status: prev.Status, ModifyTime: prev.ModifyTime}
 	}
@@ -268,18 +282,19 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 	switch decision.Verdict {
 	case statemachine.Reject:
 		a.Rejection = "transition"
-		return f.finish(ctx, &a, req, claim, Outcome{Code: OrderStatusInvalid, Message: decision.Reason}, "transition")
+		return f.finish(ctx, answerBy, &a, req, claim, Outcome{Code: OrderStatusInvalid, Message: decision.Reason}, "transition")
 	case statemachine.AlreadyCurrent:
 		// Not a transition: the stored SUCCESS again, newly signed, and
 		// the upstream is not called (no second gift card).
-		return f.finish(ctx, &a, req, claim, Outcome{Code: Success, Message: "success", OrderID: prev.OrderID,
+		return f.finish(ctx, answerBy, &a, req, claim, Outcome{Code: Success, Message: "success", OrderID: prev.OrderID,
 			OrderStatus: r.OrderStatus, DistributeResult: prev.DistributeResult}, "already_current")
 	}
 
 	// 7. Forward the normalized body.
 	up := fw.Forward(ctx, Upstream{
-		Body:   r.Normalize(a.ClientID, sc.Name(), a.Previous),
-		Header: upstreamHeader(req.Header, a.ClientID, r.RequestID, sc.Name()),
+		Body:     r.Normalize(a.ClientID, sc.Name(), a.Previous),
+		Header:   upstreamHeader(req.Header, a.ClientID, r.RequestID, sc.Name()),
+		GiveUpAt: answerBy,
 	})
 	a.Forwarded, a.Upstream, a.UpstreamErr = true, up.Duration, up.Err
 
@@ -290,7 +305,7 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 	case StatusUnknown:
 		return f.refuse(&a, req, refusal{o.Code, reason, o.Message})
 	case StatusFailure:
-		return f.finish(ctx, &a, req, claim, Outcome{Code: o.Code, Message: o.Message}, reason)
+		return f.finish(ctx, answerBy, &a, req, claim, Outcome{Code: o.Code, Message: o.Message}, reason)
 	}
 	next := store.Order{
 		Scenario:         sc.Name(),
@@ -305,7 +320,7 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 		next.ModifyTime = prev.ModifyTime
 	}
 	// 9. The reply, once the change is durable.
-	return f.commit(ctx, &a, req, claim, store.OrderChange{Key: okey, Prev: prev, Next: next}, o, reason)
+	return f.commit(ctx, answerBy, &a, req, claim, store.OrderChange{Key: okey, Prev: prev, Next: next}, o, reason)
 }
 
 // refuse answers without storing anything: before the claim (a corrected
@@ -326,12 +341,13 @@ type refusal struct {
 }
 
 // finish answers a final F (or the stored SUCCESS of a re-sent status) and
-// stores it for replay. Unstored, a final answer could differ on retry, so
-// a store failure answers U instead.
-func (f *Flow) finish(ctx context.Context, a *Answer, req *Request, claim *store.Claim, o Outcome, reason string) Answer {
+// stores it for replay by answerBy. Unstored, a final answer could differ
+// on retry, so a store failure answers U instead.
+func (f *Flow) finish(ctx context.Context, answerBy time.Time, a *Answer, req *Request, claim *store.Claim, o Outcome, reason string) Answer {
 	a.Code, a.Reason = o.Code, reason
 	a.Reply, a.SignErr = f.cfg.Signer.reply(req.Method, req.Path, a.ClientID, o)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CommitTimeout)
+	// A caller gone meanwhile does not stop the write.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)
 	defer cancel()
 	began := time.Now()
 	err := claim.Finish(ctx, a.Reply, f.cfg.IdempotencyTTL)
@@ -343,13 +359,15 @@ func (f *Flow) finish(ctx context.Context, a *Answer, req *Request, claim *store
 }
 
 // commit makes the order change and its SUCCESS reply durable in one
-// write, and only then answers S.
-func (f *Flow) commit(ctx context.Context, a *Answer, req *Request, claim *store.Claim, change store.OrderChange, o Outcome, reason string) Answer {
+// write by answerBy, and only then answers S. A write that cannot end by
+// then answers U; if it lands later (the store goes on in the
+// background, with the order still locked), a retry is its replay.
+func (f *Flow) commit(ctx context.Context, answerBy time.Time, a *Answer, req *Request, claim *store.Claim, change store.OrderChange, o Outcome, reason string) Answer {
 	a.Code, a.Reason = o.Code, reason
 	a.Reply, a.SignErr = f.cfg.Signer.reply(req.Method, req.Path, a.ClientID, o)
-	// The commit gets its own deadline: the upstream already issued, so a
-	// request context that is nearly spent must not turn a success into U.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CommitTimeout)
+	// Not the request's context: the upstream already issued, so a caller
+	// gone meanwhile must not turn a success into U.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)
 	defer cancel()
 	began := time.Now()
 	err := claim.Commit(ctx, change, a.Reply, f.cfg.IdempotencyTTL)
@@ -368,6 +386,8 @@ func (f *Flow) storeDown(a *Answer, req *Request, err error) Answer {
 		return f.refuse(a, req, refusal{UnknownException, "order_busy", "merchantBizNo: the order is busy with another request; retry later"})
 	case errors.Is(err, store.ErrConflict):
 		return f.refuse(a, req, refusal{UnknownException, "conflict", "merchantBizNo: the order changed concurrently; retry later"})
+	case errors.Is(err, context.DeadlineExceeded):
+		return f.refuse(a, req, refusal{UnknownException, "store_timeout", "service: state store did not answer in time; retry later"})
 	}
 	return f.refuse(a, req, refusal{UnknownException, "store_error", "service: state store unavailable; retry later"})
 }

@@ -48,13 +48,17 @@ var errInjected = &store.Error{Backend: "test", Op: "injected", Err: errors.New(
 // fault makes the nth call (1-based; 0 = every call) of one operation
 // fail with err, or, with hang, wait for the context to end first. With
 // after, the operation is done by the real store before err is returned:
-// a reply lost after the write.
+// a reply lost after the write. With gate, the call first waits for gate
+// to close, ignoring its context (a disk hung under an fsync); with pass
+// it is then done by the real store and returns what that returns.
 type fault struct {
 	op    string
 	nth   int
 	err   error
 	hang  bool
 	after bool
+	gate  chan struct{}
+	pass  bool
 }
 
 // faulty is a store.Backend that passes every call to a real one, except
@@ -69,10 +73,21 @@ type faulty struct {
 func (f *faulty) inject(flt fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if flt.err == nil {
+	if flt.err == nil && !flt.pass {
 		flt.err = errInjected
 	}
 	f.faults = append(f.faults, flt)
+}
+
+// gate returns a channel for fault.gate and the func that opens it; it is
+// opened at the end of the test at the latest, before the store is
+// closed, so that no stalled write outlives the test.
+func (h *harness) gate() (chan struct{}, func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(ch) }) }
+	h.t.Cleanup(open)
+	return ch, open
 }
 
 // heal drops every fault.
@@ -89,7 +104,7 @@ func (f *faulty) count(op string) int {
 }
 
 // do runs one call of op: real, or as the matching fault says.
-func (f *faulty) do(ctx context.Context, op string, real func() error) error {
+func (f *faulty) do(ctx context.Context, op string, real func(context.Context) error) error {
 	f.mu.Lock()
 	if f.calls == nil {
 		f.calls = map[string]int{}
@@ -104,14 +119,20 @@ func (f *faulty) do(ctx context.Context, op string, real func() error) error {
 		}
 	}
 	f.mu.Unlock()
+	if hit != nil && hit.gate != nil {
+		<-hit.gate
+		// The write was under way when it stalled: its deadline no
+		// longer stops it.
+		ctx = context.WithoutCancel(ctx)
+	}
 	switch {
-	case hit == nil:
-		return real()
+	case hit == nil, hit.pass:
+		return real(ctx)
 	case hit.hang:
 		<-ctx.Done()
 		return hit.err
 	case hit.after:
-		if err := real(); err != nil {
+		if err := real(ctx); err != nil {
 			return err
 		}
 	}
@@ -119,7 +140,7 @@ func (f *faulty) do(ctx context.Context, op string, real func() error) error {
 }
 
 func (f *faulty) Claim(ctx context.Context, key store.RequestKey, hash store.BodyHash, token string, lease time.Duration) (res store.ClaimResult, err error) {
-	err = f.do(ctx, opClaim, func() (err error) {
+	err = f.do(ctx, opClaim, func(ctx context.Context) (err error) {
 		res, err = f.Backend.Claim(ctx, key, hash, token, lease)
 		return err
 	})
@@ -127,23 +148,23 @@ func (f *faulty) Claim(ctx context.Context, key store.RequestKey, hash store.Bod
 }
 
 func (f *faulty) Release(ctx context.Context, key store.RequestKey, token string) error {
-	return f.do(ctx, opRelease, func() error { return f.Backend.Release(ctx, key, token) })
+	return f.do(ctx, opRelease, func(ctx context.Context) error { return f.Backend.Release(ctx, key, token) })
 }
 
 func (f *faulty) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
-	return f.do(ctx, opFinish, func() error { return f.Backend.Finish(ctx, key, token, reply, ttl) })
+	return f.do(ctx, opFinish, func(ctx context.Context) error { return f.Backend.Finish(ctx, key, token, reply, ttl) })
 }
 
 func (f *faulty) LockOrder(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
-	return f.do(ctx, opLock, func() error { return f.Backend.LockOrder(ctx, key, token, lease) })
+	return f.do(ctx, opLock, func(ctx context.Context) error { return f.Backend.LockOrder(ctx, key, token, lease) })
 }
 
 func (f *faulty) UnlockOrder(ctx context.Context, key store.OrderKey, token string) error {
-	return f.do(ctx, opUnlock, func() error { return f.Backend.UnlockOrder(ctx, key, token) })
+	return f.do(ctx, opUnlock, func(ctx context.Context) error { return f.Backend.UnlockOrder(ctx, key, token) })
 }
 
 func (f *faulty) GetOrder(ctx context.Context, key store.OrderKey) (o *store.Order, err error) {
-	err = f.do(ctx, opGet, func() (err error) {
+	err = f.do(ctx, opGet, func(ctx context.Context) (err error) {
 		o, err = f.Backend.GetOrder(ctx, key)
 		return err
 	})
@@ -151,7 +172,7 @@ func (f *faulty) GetOrder(ctx context.Context, key store.OrderKey) (o *store.Ord
 }
 
 func (f *faulty) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
-	return f.do(ctx, opCommit, func() error {
+	return f.do(ctx, opCommit, func(ctx context.Context) error {
 		return f.Backend.CommitSuccess(ctx, okey, prev, next, rkey, token, reply, ttl)
 	})
 }

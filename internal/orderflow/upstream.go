@@ -13,17 +13,18 @@ import (
 	"unicode/utf8"
 )
 
-// TimeBoundGrace is how long after upstream_timeout an answer may still
-// take: a Forwarder waits this long for the next handler to notice its
-// cancelled context before answering without it, so the caller has an
-// answer within upstream_timeout plus this (README, "Configuration").
+// TimeBoundGrace is how far past upstream_timeout an answer may be,
+// whatever the upstream and the state store do (README, "Configuration":
+// upstream_timeout).
 const TimeBoundGrace = time.Second
 
 // Forwarder sends the normalized request to the issuing backend. The
 // Caddy glue implements it over the next handler (reverse_proxy); tests
-// use a fake. Forward must return by ctx's deadline plus TimeBoundGrace,
-// whatever the backend does, and must report a reply that did not end well
-// (aborted, cut short, errored) in Err even when a status arrived.
+// use a fake. When ctx ends, the next handler is asked to stop (its
+// context is ctx); Forward waits for it until up.GiveUpAt at most and
+// then returns without it (NeverDone). A reply that did not end well
+// (aborted, cut short, errored) is reported in Err even when a status
+// arrived.
 type Forwarder interface {
 	Forward(ctx context.Context, up Upstream) UpstreamReply
 }
@@ -34,13 +35,16 @@ type Forwarder interface {
 type Upstream struct {
 	Body   []byte
 	Header http.Header
+	// GiveUpAt is when Forward returns whatever the next handler does.
+	GiveUpAt time.Time
 }
 
 // UpstreamReply is what the backend answered, as captured by a Forwarder.
 type UpstreamReply struct {
-	Status   int    // 0 if no status was written
-	Body     []byte // the captured body, at most the capture limit
-	TooLarge bool   // the body was larger than the capture limit
+	Status   int         // 0 if no status was written
+	Header   http.Header // the upstream's headers; none reaches the caller
+	Body     []byte      // the captured body, at most the capture limit
+	TooLarge bool        // the body was larger than the capture limit
 	// Err is the error the next handler returned (reverse_proxy's 502 on
 	// an unreachable upstream) or its recovered abort.
 	Err       error

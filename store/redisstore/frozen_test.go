@@ -32,6 +32,11 @@ func TestFrozenServer(t *testing.T) {
 	if err != nil || claim.Status != store.Claimed {
 		t.Fatalf("Claim = %v, %v", claim, err)
 	}
+	// A Claim is for one goroutine: Commit gets a claim of its own.
+	committing, err := st.Claim(bg, store.RequestKey{ClientID: "c", RequestID: "r2"}, store.HashBody(nil), time.Minute)
+	if err != nil || committing.Status != store.Claimed {
+		t.Fatalf("Claim = %v, %v", committing, err)
+	}
 	unlock, err := st.LockOrder(bg, okey, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +89,7 @@ func TestFrozenServer(t *testing.T) {
 		},
 		"Claim.Finish": func(ctx context.Context) error { return claim.Finish(ctx, testReply("f"), time.Minute) },
 		"Claim.Commit": func(ctx context.Context) error {
-			return claim.Commit(ctx, store.OrderChange{Key: okey, Next: store.Order{Status: "A"}}, testReply("s"), time.Minute)
+			return committing.Commit(ctx, store.OrderChange{Key: okey, Next: store.Order{Status: "A"}}, testReply("s"), time.Minute)
 		},
 	}
 	var wg sync.WaitGroup
@@ -107,6 +112,7 @@ func TestFrozenServer(t *testing.T) {
 
 	began := time.Now()
 	claim.Release()
+	committing.Release()
 	if took := time.Since(began); took > store.DefaultReleaseWait+slack {
 		t.Errorf("Release took %v with the server frozen", took)
 	}

@@ -102,6 +102,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Backend) {
 		{"ClaimValueConflict", testClaimValueConflict},
 		{"ClaimValueNotClaimed", testClaimValueNotClaimed},
 		{"ClaimValueEndedContext", testClaimValueEndedContext},
+		{"ClaimValueStalledWrite", testClaimValueStalledWrite},
+		{"ClaimValueLockOrder", testClaimValueLockOrder},
 		{"LockValue", testLockValue},
 		{"ClaimOrderCommit", testClaimOrderCommit},
 		{"ClaimOrderReadsOrder", testClaimOrderReadsOrder},
@@ -1544,6 +1546,205 @@ func testClaimValueEndedContext(t *testing.T, s store.Backend, ids *idSource) {
 	}
 	st.Wait()
 	mustClaim(t, s, key, bodyA, longLease)
+}
+
+// stallingBackend is the backend under test whose final writes
+// (CommitSuccess, Finish, and their unlocking forms where the backend has
+// them) first wait for gate, ignoring their context: a disk hung under an
+// fsync. The write then goes on, or fails with fail.
+type stallingBackend struct {
+	store.Backend
+	gate chan struct{}
+	fail error
+}
+
+func (b *stallingBackend) stall(ctx context.Context) (context.Context, error) {
+	<-b.gate
+	// The write was under way when it stalled: its deadline no longer
+	// stops it.
+	return context.WithoutCancel(ctx), b.fail
+}
+
+func (b *stallingBackend) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+	ctx, err := b.stall(ctx)
+	if err != nil {
+		return err
+	}
+	return b.Backend.CommitSuccess(ctx, okey, prev, next, rkey, token, reply, ttl)
+}
+
+func (b *stallingBackend) Finish(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration) error {
+	ctx, err := b.stall(ctx)
+	if err != nil {
+		return err
+	}
+	return b.Backend.Finish(ctx, key, token, reply, ttl)
+}
+
+func (b *stallingBackend) FinishUnlock(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration, okey store.OrderKey, lockToken string) error {
+	uw, ok := b.Backend.(store.UnlockingWriter)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	ctx, err := b.stall(ctx)
+	if err != nil {
+		return err
+	}
+	return uw.FinishUnlock(ctx, key, token, reply, ttl, okey, lockToken)
+}
+
+func (b *stallingBackend) CommitSuccessUnlock(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration, lockToken string) error {
+	uw, ok := b.Backend.(store.UnlockingWriter)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	ctx, err := b.stall(ctx)
+	if err != nil {
+		return err
+	}
+	return uw.CommitSuccessUnlock(ctx, okey, prev, next, rkey, token, reply, ttl, lockToken)
+}
+
+// testClaimValueStalledWrite: Commit and Finish return by their deadline
+// even when the backend does not. The write goes on in the background:
+// meanwhile the claim is spent for its holder (Release does nothing) and
+// the order a ClaimOrder locked stays locked; when the write ends the
+// order is unlocked, and the claim released if the write failed.
+func testClaimValueStalledWrite(t *testing.T, s store.Backend, ids *idSource) {
+	const (
+		noLock     = "without a lock"
+		claimOrder = "ClaimOrder"
+		lockOrder  = "Claim.LockOrder"
+	)
+	for _, tc := range []struct {
+		name   string
+		commit bool
+		lock   string // how the claim holds the order's lock
+		fail   error
+	}{
+		{"commit lands", true, claimOrder, nil},
+		{"commit fails", true, claimOrder, errors.New("disk gone")},
+		{"finish lands", false, claimOrder, nil},
+		{"finish fails", false, claimOrder, errors.New("disk gone")},
+		{"commit lands", true, lockOrder, nil},
+		{"commit fails", true, lockOrder, errors.New("disk gone")},
+		{"finish lands", false, noLock, nil},
+		{"finish fails", false, noLock, errors.New("disk gone")},
+	} {
+		t.Run(tc.name+", "+tc.lock, func(t *testing.T) {
+			b := &stallingBackend{Backend: s, gate: make(chan struct{}), fail: tc.fail}
+			st := newStore(t, b)
+			var once sync.Once
+			open := func() { once.Do(func() { close(b.gate) }) }
+			t.Cleanup(open) // before st.Wait, which waits for the write
+			okey, key := ids.orderRequest()
+			var c *store.Claim
+			switch tc.lock {
+			case claimOrder:
+				c = mustClaimOrder(t, st, key, bodyA, okey)
+			case lockOrder:
+				c = mustClaimValue(t, st, key, bodyA)
+				if err := c.LockOrder(ctxFor(t), okey, longLease); err != nil {
+					t.Fatalf("Claim.LockOrder: %v", err)
+				}
+			default:
+				c = mustClaimValue(t, st, key, bodyA)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			began := time.Now()
+			var err error
+			if tc.commit {
+				err = c.Commit(ctx, store.OrderChange{Key: okey, Next: sampleOrder("A", 1, key.RequestID)}, sampleReply("c"), longTTL)
+			} else {
+				err = c.Finish(ctx, sampleReply("f"), longTTL)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) || time.Since(began) > patience {
+				t.Fatalf("stalled write: %v after %s, want DeadlineExceeded by the deadline", err, time.Since(began))
+			}
+			c.Release() // does nothing: the write owns the claim and the lock
+			wantClaim(t, s, key, bodyB, store.InFlight)
+			if tc.lock != noLock && !lockHeld(t, s, okey, 100*time.Millisecond) {
+				t.Error("the order was unlocked while the write may still land")
+			}
+
+			open()
+			st.Wait()
+			if lockHeld(t, s, okey, patience) {
+				t.Error("the order stayed locked after the write ended")
+			}
+			rec := mustGetRequest(t, s, key)
+			switch {
+			case tc.fail == nil && (rec == nil || !rec.Done):
+				t.Errorf("the write landed, but the request's record is %+v", rec)
+			case tc.fail != nil && rec != nil:
+				t.Errorf("the write failed, but the request has a record: %+v", rec)
+			}
+			if tc.fail != nil {
+				mustClaimValue(t, st, key, bodyA).Release()
+			}
+		})
+	}
+}
+
+// testClaimValueLockOrder: a claim takes its order's lock and gives it up
+// with itself, as one made by ClaimOrder: Commit and Release unlock; a
+// lock it could not take leaves the claim held and the order free.
+func testClaimValueLockOrder(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	okey, key := ids.orderRequest()
+	c := mustClaimValue(t, st, key, bodyA)
+	if err := c.LockOrder(ctxFor(t), okey, longLease); err != nil {
+		t.Fatalf("Claim.LockOrder: %v", err)
+	}
+	if err := c.LockOrder(ctxFor(t), okey, longLease); err == nil {
+		t.Error("a second Claim.LockOrder succeeded")
+	}
+	if !lockHeld(t, s, okey, 100*time.Millisecond) {
+		t.Fatal("the order is not locked")
+	}
+	next := sampleOrder("A", 1, key.RequestID)
+	if err := c.Commit(ctxFor(t), store.OrderChange{Key: okey, Next: next}, sampleReply("c"), longTTL); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	c.Release()
+	st.Wait()
+	if lockHeld(t, s, okey, patience) {
+		t.Fatal("the order stayed locked after Commit")
+	}
+	if err := c.LockOrder(ctxFor(t), okey, longLease); !errors.Is(err, store.ErrNotHeld) {
+		t.Errorf("Claim.LockOrder of a spent claim: %v, want ErrNotHeld", err)
+	}
+
+	// Release unlocks.
+	key2 := store.RequestKey{ClientID: key.ClientID, RequestID: "req-2"}
+	c = mustClaimValue(t, st, key2, bodyA)
+	if err := c.LockOrder(ctxFor(t), okey, longLease); err != nil {
+		t.Fatalf("Claim.LockOrder: %v", err)
+	}
+	c.Release()
+	st.Wait()
+	if lockHeld(t, s, okey, patience) {
+		t.Fatal("the order stayed locked after Release")
+	}
+
+	// A lock held by another: ErrLockTimeout, the claim still held, no
+	// lock taken.
+	unlock := mustLock(t, s, okey, longLease)
+	key3 := store.RequestKey{ClientID: key.ClientID, RequestID: "req-3"}
+	c = mustClaimValue(t, st, key3, bodyA)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.LockOrder(ctx, okey, longLease); !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("Claim.LockOrder of a locked order: %v, want ErrLockTimeout", err)
+	}
+	unlock()
+	c.Release()
+	st.Wait()
+	if lockHeld(t, s, okey, patience) {
+		t.Fatal("a failed Claim.LockOrder left the order locked")
+	}
+	mustClaimValue(t, st, key3, bodyA).Release()
 }
 
 func testLockValue(t *testing.T, s store.Backend, ids *idSource) {
