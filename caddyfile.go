@@ -141,18 +141,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&key, &code) {
 				return d.ArgErr()
 			}
-			if !validStatusKey(key) {
-				return d.Errf("map_status: %q is not an HTTP status (e.g. 409) or class (4xx, 5xx)", key)
-			}
-			if _, ok := orderflow.LookupCode(code); !ok {
-				return d.Errf("map_status: unknown result code %q", code)
+			// The JSON config's rule, checked here too so that the error
+			// points at the line.
+			if _, err := orderflow.NewStatusMap(map[string]string{key: code}); err != nil {
+				return d.Err(err.Error())
 			}
 			if h.MapStatus == nil {
 				h.MapStatus = map[string]string{}
 			}
 			h.MapStatus[key] = code
 		default:
-			return d.Errf("alipay_order_sync: unknown option %q", d.Val())
+			return d.Errf("unknown option %q", d.Val())
 		}
 	}
 	return nil

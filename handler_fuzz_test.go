@@ -25,6 +25,7 @@ import (
 
 	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/message"
+	"github.com/caddy-alipay/ordersync/schema"
 	"github.com/caddy-alipay/ordersync/signature"
 )
 
@@ -207,7 +208,7 @@ func fuzzOne(t *testing.T, h *Handler, key *rsa.PrivateKey, method string, heade
 		if ct := w.Header().Get("Content-Type"); ct != "application/json; charset=UTF-8" {
 			t.Errorf("Content-Type %q", ct)
 		}
-		if len(w.Header()[headerResponseTime]) != 1 || len(w.Header()[headerSignature]) != 1 {
+		if len(w.Header()[orderflow.HeaderResponseTime]) != 1 || len(w.Header()[orderflow.HeaderSignature]) != 1 {
 			t.Errorf("reply headers %v: want one response-time and one signature", w.Header())
 		}
 		if rc == orderflow.Success && called == 0 && flags&fuzzSign == 0 {
@@ -267,7 +268,10 @@ func checkForwarded(h *Handler, orig, up *http.Request, got []byte, flags byte, 
 	}
 	doc, err := message.Decode(body)
 	if err == nil {
-		err = h.baseSchema.Validate(doc.Tree())
+		var base *schema.Schema
+		if base, err = schema.Base(); err == nil {
+			err = base.Validate(doc.Tree())
+		}
 	}
 	if err == nil {
 		_, err = doc.Request()

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
 	"github.com/caddy-alipay/ordersync/internal/orderflow"
 )
@@ -84,59 +83,37 @@ func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return sharedMetrics, nil
 }
 
-func (m *metrics) observeStore(op string, began time.Time, err error) {
-	m.storeLatency.WithLabelValues(op).Observe(time.Since(began).Seconds())
-	if err != nil {
-		m.storeErrors.WithLabelValues(op).Inc()
+// observe counts the answer in the metrics and writes its log line.
+func (h *Handler) observe(a *orderflow.Answer, took time.Duration) {
+	m := h.metrics
+	scenarioName := a.Scenario
+	if scenarioName == "" {
+		scenarioName = "none"
 	}
-}
-
-// observe counts the answer and writes the one log line of the request.
-func (h *Handler) observe(x *exchange, code orderflow.Code) {
-	scenarioName := "none"
-	if x.scenario != nil {
-		scenarioName = x.scenario.Name()
+	// Labels are bounded by the configuration: a client id only when it
+	// is configured.
+	client := "other"
+	if a.KnownClient {
+		client = a.ClientID
 	}
-	h.metrics.requests.WithLabelValues(string(code), string(code.Status()), scenarioName, x.clientLabel).Inc()
-
-	fields := []zap.Field{
-		zap.String("client_id", x.clientID),
-		zap.String("scenario", scenarioName),
-		zap.String("result_code", string(code)),
-		zap.String("result_status", string(code.Status())),
-		zap.String("reason", x.reason),
-		zap.Bool("replay", x.replay),
-		zap.Duration("duration", time.Since(x.start)),
+	m.requests.WithLabelValues(string(a.Code), string(a.Code.Status()), scenarioName, client).Inc()
+	if a.AuthFailure != "" {
+		m.signatureFailures.WithLabelValues(a.AuthFailure).Inc()
 	}
-	if x.req != nil {
-		fields = append(fields,
-			zap.String("request_id", x.req.RequestID),
-			zap.String("merchant_biz_no", x.req.MerchantBizNo),
-			zap.String("previous_status", x.previous),
-			zap.String("order_status", x.req.OrderStatus),
-			zap.String("user_id", mask(x.req.UserID)),
-			zap.String("open_id", mask(x.req.OpenID)),
-		)
+	if a.Rejection != "" {
+		m.rejections.WithLabelValues(scenarioName, a.Rejection).Inc()
 	}
-	if x.req == nil && (x.requestID != "" || x.merchantBizNo != "") {
-		fields = append(fields, zap.String("request_id", x.requestID), zap.String("merchant_biz_no", x.merchantBizNo))
+	if a.Replay {
+		m.replays.WithLabelValues(client).Inc()
 	}
-	if x.calledUp {
-		fields = append(fields, zap.Duration("upstream_duration", x.upstream))
+	if a.Forwarded {
+		m.upstream.WithLabelValues(scenarioName).Observe(a.Upstream.Seconds())
 	}
-	h.logger.Info("order sync", fields...)
-}
-
-// mask keeps the first and last two characters of a long user
-// identifier: enough to correlate with a merchant's report, not enough to
-// identify. Short ones are hidden whole.
-func mask(s string) string {
-	if s == "" {
-		return ""
+	for _, op := range a.StoreOps() {
+		m.storeLatency.WithLabelValues(op.Name).Observe(op.Took.Seconds())
+		if op.Err != nil {
+			m.storeErrors.WithLabelValues(op.Name).Inc()
+		}
 	}
-	r := []rune(s)
-	if len(r) <= 8 {
-		return "****"
-	}
-	return string(r[:2]) + "****" + string(r[len(r)-2:])
+	h.log(a, scenarioName, took)
 }

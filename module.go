@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/scenario"
-	"github.com/caddy-alipay/ordersync/schema"
 	"github.com/caddy-alipay/ordersync/signature"
 	"github.com/caddy-alipay/ordersync/store"
 )
@@ -47,7 +44,7 @@ const storeNamespace = "http.alipay_order_sync.stores"
 
 // claimLeaseMargin is how much longer than upstream_timeout a claim and an
 // order lock must last at least: the answer is out by upstream_timeout +
-// timeBoundGrace, and the rest covers a store write the time bound cut off
+// orderflow.TimeBoundGrace, and the rest covers a store write the time bound cut off
 // that lands late, and clock drift between instances.
 const claimLeaseMargin = 5 * time.Second
 
@@ -97,13 +94,11 @@ type Handler struct {
 	// Offline answers every request with UN_SUPPORT_BUSINESS (maintenance).
 	Offline bool `json:"offline,omitempty"`
 
-	clients    map[string]*client
-	signer     *signer
-	scenarios  *scenario.Catalog
-	baseSchema *schema.Schema
+	// flow answers the requests; flowConfig is what it was made of.
+	flow       *orderflow.Flow
+	flowConfig orderflow.Config
+	// store is flowConfig.Store, for the admin API.
 	store      *store.Store
-	statusMap  map[string]orderflow.Code
-	timeWindow time.Duration
 	metrics    *metrics
 	logger     *zap.Logger
 	registered bool
@@ -136,21 +131,6 @@ type SignConfig struct {
 // scenario.Config for its fields.
 type ScenarioConfig = scenario.Config
 
-type client struct {
-	id        string
-	keys      map[string]*signature.PublicKey // prepared once, here
-	merchants map[string]struct{}
-}
-
-type signer struct {
-	// key is loaded once, in provisionSigner. Cleanup deliberately does not
-	// Close it: a request that outlives a reload's grace period may still
-	// sign after Cleanup, and must not get an unsigned reply. The Signer
-	// frees its OpenSSL key (-tags openssl) when it is garbage collected.
-	key        *signature.Signer
-	keyVersion string
-}
-
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -160,8 +140,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets defaults, loads keys and schemas, compiles the state
-// machines and loads the store (which opens when Caddy starts the config,
-// see App). Every mistake names the option at fault.
+// machines, loads the store (which opens when Caddy starts the config, see
+// App) and makes the order flow of it all. Every mistake names the option
+// at fault; Caddy prefixes the module's name.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
@@ -180,9 +161,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// it, or a slow success could lose its claim to a retry.
 		h.ClaimLease = caddy.Duration(max(DefaultClaimLease, time.Duration(h.UpstreamTimeout)+claimLeaseMargin+5*time.Second))
 	}
-	h.timeWindow = DefaultRequestTimeWindow
+	cfg := &h.flowConfig
+	*cfg = orderflow.Config{
+		InsecureSkipVerify: h.InsecureSkipVerify,
+		TimeWindow:         DefaultRequestTimeWindow,
+		MaxBodySize:        h.MaxBodySize,
+		UpstreamTimeout:    time.Duration(h.UpstreamTimeout),
+		ClaimLease:         time.Duration(h.ClaimLease),
+		IdempotencyTTL:     time.Duration(h.IdempotencyTTL),
+		Offline:            h.Offline,
+	}
 	if h.RequestTimeWindow != nil {
-		h.timeWindow = time.Duration(*h.RequestTimeWindow)
+		cfg.TimeWindow = time.Duration(*h.RequestTimeWindow)
 	}
 
 	if err := h.provisionClients(repl); err != nil {
@@ -194,26 +184,23 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionSigner(repl); err != nil {
 		return err
 	}
-	if h.signer != nil {
+	if s := cfg.Signer; s != nil {
 		// Which signer a binary has is a build-time choice (-tags openssl);
 		// say it once, so operators can check the build they deployed.
-		h.logger.Info("signing replies", zap.String("signer", h.signer.key.Backend()), zap.String("key_version", h.signer.keyVersion))
+		h.logger.Info("signing replies", zap.String("signer", s.Key.Backend()), zap.String("key_version", s.KeyVersion))
 	}
-	base, err := schema.Base()
+	catalog, err := scenario.New(h.Scenarios)
 	if err != nil {
-		return fmt.Errorf("alipay_order_sync: compiling the built-in schemas: %v", err)
-	}
-	h.baseSchema = base
-	if err := h.provisionScenarios(); err != nil {
 		return err
 	}
-	if err := h.provisionStatusMap(); err != nil {
+	cfg.Scenarios = catalog
+	if cfg.StatusMap, err = orderflow.NewStatusMap(h.MapStatus); err != nil {
 		return err
 	}
 
 	m, err := registerMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
-		return fmt.Errorf("alipay_order_sync: registering metrics: %v", err)
+		return fmt.Errorf("registering metrics: %v", err)
 	}
 	h.metrics = m
 
@@ -222,46 +209,51 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	mod, err := ctx.LoadModule(h, "StoreRaw")
 	if err != nil {
-		return fmt.Errorf("alipay_order_sync: store: %v", err)
+		return fmt.Errorf("store: %v", err)
 	}
 	backend, ok := mod.(store.Backend)
 	if !ok {
-		return fmt.Errorf("alipay_order_sync: store: module %T is not a state store", mod)
+		return fmt.Errorf("store: module %T is not a state store", mod)
 	}
 	// It opens when Caddy starts the config, not while it is validated.
 	if err := addStore(ctx, mod); err != nil {
-		return fmt.Errorf("alipay_order_sync: store: %v", err)
+		return fmt.Errorf("store: %v", err)
 	}
 	logger := h.logger
 	h.store = store.New(backend, store.Options{CleanupFailed: func(op string, err error) {
 		// Nothing is lost: the claim or lock ends with its lease.
 		logger.Warn("state store clean-up failed; the lease will end it", zap.String("operation", op), zap.Error(err))
 	}})
+	cfg.Store = h.store
+	if h.flow, err = orderflow.New(*cfg); err != nil {
+		return err
+	}
 	registerHandler(h)
 	h.registered = true
 	return nil
 }
 
+// provisionClients reads the clients' keys into the flow's config.
 func (h *Handler) provisionClients(repl *caddy.Replacer) error {
-	h.clients = make(map[string]*client, len(h.Clients))
+	clients := make(map[string]*orderflow.Client, len(h.Clients))
 	for i, cc := range h.Clients {
 		if cc.ID == "" {
-			return fmt.Errorf("alipay_order_sync: client #%d: id is empty", i+1)
+			return fmt.Errorf("client #%d: id is empty", i+1)
 		}
-		if _, dup := h.clients[cc.ID]; dup {
-			return fmt.Errorf("alipay_order_sync: client %s: listed twice", cc.ID)
+		if _, dup := clients[cc.ID]; dup {
+			return fmt.Errorf("client %s: listed twice", cc.ID)
 		}
-		c := &client{id: cc.ID, keys: map[string]*signature.PublicKey{}}
+		c := &orderflow.Client{Keys: map[string]*signature.PublicKey{}}
 		for version, value := range cc.PublicKeys {
 			resolved, err := repl.ReplaceOrErr(value, true, true)
 			if err != nil {
-				return fmt.Errorf("alipay_order_sync: client %s: public_key %s: %v", cc.ID, version, err)
+				return fmt.Errorf("client %s: public_key %s: %v", cc.ID, version, err)
 			}
 			key, err := signature.LoadPublicKey([]byte(resolved))
 			if err != nil {
-				return fmt.Errorf("alipay_order_sync: client %s: public_key %s: %v", cc.ID, version, err)
+				return fmt.Errorf("client %s: public_key %s: %v", cc.ID, version, err)
 			}
-			if err := addKey(c, "public_key", version, key); err != nil {
+			if err := addKey(cc.ID, c, "public_key", version, key); err != nil {
 				return err
 			}
 		}
@@ -269,41 +261,44 @@ func (h *Handler) provisionClients(repl *caddy.Replacer) error {
 			path = repl.ReplaceKnown(path, "")
 			data, err := os.ReadFile(path)
 			if err != nil {
-				return fmt.Errorf("alipay_order_sync: client %s: public_key_file %s: %v", cc.ID, version, err)
+				return fmt.Errorf("client %s: public_key_file %s: %v", cc.ID, version, err)
 			}
 			key, err := signature.LoadPublicKey(data)
 			if err != nil {
-				return fmt.Errorf("alipay_order_sync: client %s: public_key_file %s %s: %v", cc.ID, version, path, err)
+				return fmt.Errorf("client %s: public_key_file %s %s: %v", cc.ID, version, path, err)
 			}
-			if err := addKey(c, "public_key_file", version, key); err != nil {
+			if err := addKey(cc.ID, c, "public_key_file", version, key); err != nil {
 				return err
 			}
 		}
-		if len(c.keys) == 0 && !h.InsecureSkipVerify {
-			return fmt.Errorf("alipay_order_sync: client %s: no public_key or public_key_file", cc.ID)
+		if len(c.Keys) == 0 && !h.InsecureSkipVerify {
+			return fmt.Errorf("client %s: no public_key or public_key_file", cc.ID)
 		}
 		if len(cc.Merchants) > 0 {
-			c.merchants = make(map[string]struct{}, len(cc.Merchants))
+			c.Merchants = make(map[string]struct{}, len(cc.Merchants))
 			for _, m := range cc.Merchants {
-				c.merchants[m] = struct{}{}
+				c.Merchants[m] = struct{}{}
 			}
 		}
-		h.clients[cc.ID] = c
+		clients[cc.ID] = c
 	}
+	h.flowConfig.Clients = clients
 	return nil
 }
 
-func addKey(c *client, option, version string, key *signature.PublicKey) error {
+func addKey(id string, c *orderflow.Client, option, version string, key *signature.PublicKey) error {
 	if err := signature.CheckKeyVersion(version); err != nil {
-		return fmt.Errorf("alipay_order_sync: client %s: %s %q: %v", c.id, option, version, err)
+		return fmt.Errorf("client %s: %s %q: %v", id, option, version, err)
 	}
-	if _, dup := c.keys[version]; dup {
-		return fmt.Errorf("alipay_order_sync: client %s: key version %s given twice", c.id, version)
+	if _, dup := c.Keys[version]; dup {
+		return fmt.Errorf("client %s: key version %s given twice", id, version)
 	}
-	c.keys[version] = key
+	c.Keys[version] = key
 	return nil
 }
 
+// provisionSigner loads the key that signs the replies into the flow's
+// config.
 func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
 	sc := h.SignResponses
 	if sc == nil {
@@ -312,90 +307,57 @@ func (h *Handler) provisionSigner(repl *caddy.Replacer) error {
 	var data []byte
 	switch {
 	case sc.PrivateKey != "" && sc.PrivateKeyFile != "":
-		return errors.New("alipay_order_sync: sign_responses: give private_key or private_key_file, not both")
+		return errors.New("sign_responses: give private_key or private_key_file, not both")
 	case sc.PrivateKey != "":
 		resolved, err := repl.ReplaceOrErr(sc.PrivateKey, true, true)
 		if err != nil {
-			return fmt.Errorf("alipay_order_sync: sign_responses: private_key: %v", err)
+			return fmt.Errorf("sign_responses: private_key: %v", err)
 		}
 		data = []byte(resolved)
 	case sc.PrivateKeyFile != "":
 		path := repl.ReplaceKnown(sc.PrivateKeyFile, "")
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return fmt.Errorf("alipay_order_sync: sign_responses: private_key_file: %v", err)
+			return fmt.Errorf("sign_responses: private_key_file: %v", err)
 		}
 		data = b
 	default:
-		return errors.New("alipay_order_sync: sign_responses: private_key_file (or private_key) is required")
+		return errors.New("sign_responses: private_key_file (or private_key) is required")
 	}
 	version := sc.KeyVersion
 	if version == "" {
 		version = signature.DefaultKeyVersion
 	}
 	if err := signature.CheckKeyVersion(version); err != nil {
-		return fmt.Errorf("alipay_order_sync: sign_responses: key_version %q: %v", version, err)
+		return fmt.Errorf("sign_responses: key_version %q: %v", version, err)
 	}
 	// The key is loaded into the signing backend once, here (into OpenSSL's
 	// memory with -tags openssl).
 	key, err := signature.LoadSigner(data)
 	if err != nil {
-		return fmt.Errorf("alipay_order_sync: sign_responses: %v", err)
+		return fmt.Errorf("sign_responses: %v", err)
 	}
-	h.signer = &signer{key: key, keyVersion: version}
+	h.flowConfig.Signer = &orderflow.Signer{Key: key, KeyVersion: version}
 	return nil
-}
-
-func (h *Handler) provisionScenarios() error {
-	catalog, err := scenario.New(h.Scenarios)
-	if err != nil {
-		return fmt.Errorf("alipay_order_sync: %v", err)
-	}
-	h.scenarios = catalog
-	return nil
-}
-
-func (h *Handler) provisionStatusMap() error {
-	h.statusMap = make(map[string]orderflow.Code, len(h.MapStatus))
-	for key, code := range h.MapStatus {
-		if !validStatusKey(key) {
-			return fmt.Errorf("alipay_order_sync: map_status %s: expected an HTTP status (e.g. 409) or a class (4xx, 5xx)", key)
-		}
-		rc, ok := orderflow.LookupCode(code)
-		if !ok {
-			return fmt.Errorf("alipay_order_sync: map_status %s: unknown result code %q (one of %s)", key, code, strings.Join(orderflow.CodeNames(), ", "))
-		}
-		h.statusMap[strings.ToLower(key)] = rc
-	}
-	return nil
-}
-
-func validStatusKey(key string) bool {
-	k := strings.ToLower(key)
-	if len(k) == 3 && k[1:] == "xx" && k[0] >= '1' && k[0] <= '5' {
-		return true
-	}
-	n, err := strconv.Atoi(k)
-	return err == nil && n >= 100 && n <= 599
 }
 
 // Validate checks what Provision cannot default: a gateway that verifies
 // nothing must say so explicitly.
 func (h *Handler) Validate() error {
 	if len(h.Clients) == 0 && !h.InsecureSkipVerify {
-		return errors.New("alipay_order_sync: no client is configured; add a `client <client-id> { public_key_file <key-version> <path> }` block (or `insecure_skip_verify` for local development only)")
+		return errors.New("no client is configured; add a `client <client-id> { public_key_file <key-version> <path> }` block (or `insecure_skip_verify` for local development only)")
 	}
 	if h.MaxBodySize < 0 {
-		return errors.New("alipay_order_sync: max_body_size must be positive")
+		return errors.New("max_body_size must be positive")
 	}
-	if h.timeWindow < 0 {
-		return errors.New("alipay_order_sync: request_time_window must not be negative")
+	if h.flowConfig.TimeWindow < 0 {
+		return errors.New("request_time_window must not be negative")
 	}
 	if h.UpstreamTimeout < 0 || h.ClaimLease < 0 || h.IdempotencyTTL < 0 {
-		return errors.New("alipay_order_sync: upstream_timeout, claim_lease and idempotency_ttl must not be negative")
+		return errors.New("upstream_timeout, claim_lease and idempotency_ttl must not be negative")
 	}
 	if floor := time.Duration(h.UpstreamTimeout) + claimLeaseMargin; time.Duration(h.ClaimLease) < floor {
-		return fmt.Errorf("alipay_order_sync: claim_lease (%s) must be at least upstream_timeout + %s (%s), or a slow upstream call could lose its claim to a retry", time.Duration(h.ClaimLease), claimLeaseMargin, floor)
+		return fmt.Errorf("claim_lease (%s) must be at least upstream_timeout + %s (%s), or a slow upstream call could lose its claim to a retry", time.Duration(h.ClaimLease), claimLeaseMargin, floor)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
@@ -145,20 +146,20 @@ func (s *routeSender) Send(ctx context.Context, a outbox.Attempt) (outbox.Reply,
 	r.ContentLength = int64(len(body))
 	rec := &captureWriter{header: make(http.Header)}
 	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), rec, s.server)
-	up := serveCaptured(ctx, s.chain, r)
+	up := serveCaptured(ctx, s.chain, r, time.Time{})
 	switch {
-	case up.neverDone || up.timedOut:
+	case up.NeverDone || up.TimedOut:
 		return outbox.Reply{}, errors.New("no answer within attempt_timeout")
-	case up.err != nil && up.status == 0:
-		return outbox.Reply{}, fmt.Errorf("unreachable: %v", briefError(up.err))
-	case up.err != nil:
+	case up.Err != nil && up.Status == 0:
+		return outbox.Reply{}, fmt.Errorf("unreachable: %v", briefError(up.Err))
+	case up.Err != nil:
 		return outbox.Reply{}, errors.New("reply cut short or aborted")
-	case up.status == 0:
+	case up.Status == 0:
 		return outbox.Reply{}, errors.New("no reply (is reverse_proxy configured after alipay_order_push?)")
-	case up.tooLarge:
+	case up.TooLarge:
 		return outbox.Reply{}, fmt.Errorf("reply larger than %d bytes", maxReplySize)
 	}
-	return outbox.Reply{Status: up.status, Header: up.header, Body: up.body}, nil
+	return outbox.Reply{Status: up.Status, Header: up.Header, Body: up.Body}, nil
 }
 
 // briefError keeps an error short and printable for lastError: a handler

@@ -1,22 +1,21 @@
 package ordersync
 
-// Benchmarks of the stages that live in the handler's glue today: the
-// forward to the next handler, the mapping of its reply, and the envelope
-// with its signature. bench/stages collects them with the other packages'
-// stage benchmarks into one table. Each is self-contained so it can move
-// with its function (to internal/orderflow).
+// The benchmark of the stage that lives in the Caddy glue: the forward to
+// the next handler. bench/stages collects it with the other packages'
+// stage benchmarks (the mapping of the reply and the envelope with its
+// signature are internal/orderflow's) into one table.
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/caddy-alipay/ordersync/internal/orderflow"
 )
@@ -50,67 +49,22 @@ func BenchmarkForward(b *testing.B) {
 		_, err := w.Write(benchUpstreamReply)
 		return err
 	})
-	h := &Handler{}
-	ctx := r.Context()
+	fw := &forwarder{r: r, next: next}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
 	b.ReportAllocs()
 	for b.Loop() {
-		up := h.forward(ctx, r, next, body, "BENCH-CLIENT", "00242206688873156335287814888550", "gift_card")
-		if up.status != http.StatusOK || len(up.body) == 0 {
-			b.Fatalf("forward: status %d, %d bytes", up.status, len(up.body))
+		// The header the flow builds is part of the stage: the forwarder
+		// owns and changes it.
+		header := http.Header{
+			"Content-Type":           {"application/json"},
+			"Idempotency-Key":        {"BENCH-CLIENT:00242206688873156335287814888550"},
+			"X-Order-Sync-Client-Id": {"BENCH-CLIENT"},
+			"X-Order-Sync-Scenario":  {"gift_card"},
+		}
+		up := fw.Forward(ctx, orderflow.Upstream{Body: body, Header: header, GiveUpAt: time.Now().Add(time.Minute)})
+		if up.Status != http.StatusOK || len(up.Body) == 0 {
+			b.Fatalf("forward: status %d, %d bytes", up.Status, len(up.Body))
 		}
 	}
-}
-
-// BenchmarkMapReply turns the upstream's reply into the outcome (README,
-// "The upstream contract"): the Alipay shape with an orderId, and the flat
-// shape.
-func BenchmarkMapReply(b *testing.B) {
-	h := &Handler{}
-	for _, bc := range []struct{ name, body string }{
-		{"alipay", string(benchUpstreamReply)},
-		{"flat", `{"orderId":"ORD-1234567","benefitId":"B-1","detailLink":"https://example.com/d/1","sceneCode":"PASS"}`},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			up := upstreamReply{status: http.StatusOK, body: []byte(bc.body)}
-			b.ReportAllocs()
-			for b.Loop() {
-				if m := h.mapReply(up, "TICKETED"); m.outcome.Code != orderflow.Success {
-					b.Fatalf("mapReply: %v", m.outcome.Code)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkReply builds the SUCCESS envelope the caller gets, without and
-// with sign_responses: the signed case is the RSA-2048 signature the
-// signing bound of bench/loadtest measures, plus the envelope.
-func BenchmarkReply(b *testing.B) {
-	r := benchRequest(b, nil)
-	o := orderflow.Outcome{Code: orderflow.Success, Message: "success", OrderID: "ORD-1234567", OrderStatus: "TICKETED"}
-	unsigned := &Handler{logger: zap.NewNop()}
-	signed := &Handler{logger: zap.NewNop(), SignResponses: &SignConfig{
-		PrivateKeyFile: filepath.Join("examples", "demo-keys", "gateway-private.pem"),
-	}}
-	if err := signed.provisionSigner(caddy.NewReplacer()); err != nil {
-		b.Fatal(err)
-	}
-	for _, bc := range []struct {
-		name string
-		h    *Handler
-	}{{"unsigned", unsigned}, {"signed", signed}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				rep := bc.h.reply(r, "BENCH-CLIENT", o)
-				if len(rep.Body) == 0 || (bc.h.SignResponses != nil) != hasSignature(rep.Header) {
-					b.Fatalf("reply: %q %v", rep.Body, rep.Header)
-				}
-			}
-		})
-	}
-}
-
-func hasSignature(h map[string][]string) bool {
-	return len(http.Header(h).Values("Signature")) > 0 || len(h["signature"]) > 0
 }

@@ -55,9 +55,9 @@ func TestTimeBoundWhenAWriteIgnoresItsDeadline(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	b := &stallingBackend{Backend: db, gate: make(chan struct{})}
-	h.store = store.New(b, store.Options{})
+	h.useStore(t, store.New(b, store.Options{}))
 	key := loadFuzzKey(t)
-	const bound = time.Second + timeBoundGrace
+	const bound = time.Second + orderflow.TimeBoundGrace
 
 	var status atomic.Int32
 	status.Store(http.StatusOK)
@@ -116,6 +116,18 @@ func TestTimeBoundWhenAWriteIgnoresItsDeadline(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("the upstream was called %d times; the retry must replay the S that landed", calls.Load())
 	}
+}
+
+// useStore makes h answer with st instead of the store it was provisioned
+// with.
+func (h *Handler) useStore(tb testing.TB, st *store.Store) {
+	tb.Helper()
+	h.store, h.flowConfig.Store = st, st
+	f, err := orderflow.New(h.flowConfig)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.flow = f
 }
 
 // signedRequest is a POST of body signed as the provisioned test client.

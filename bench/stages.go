@@ -41,14 +41,15 @@ var Stages = []Stage{
 	{"normalize", "message", "^BenchmarkNormalize$"},
 	{"state machine", "scenario", "^BenchmarkDecide$"},
 	{"forward glue", ".", "^BenchmarkForward$"},
-	{"map reply", ".", "^BenchmarkMapReply$"},
-	{"envelope+sign", ".", "^BenchmarkReply$"},
+	{"map reply", "internal/orderflow", "^BenchmarkMapReply$"},
+	{"envelope+sign", "internal/orderflow", "^BenchmarkReply$"},
 	{"envelope+sign", "signature", "^BenchmarkSign(Parallel)?$"},
 	{"store claim/commit (bbolt)", "store/bboltstore", "^BenchmarkStore$"},
 	{"store claim/commit, aged file (bbolt)", "store/bboltstore", "^BenchmarkAgedFile$"},
 	{"store claim/commit (Redis)", "store/redisstore", "^BenchmarkStore$"},
 	{"outbox enqueue/complete (bbolt)", "store/bboltstore", "^BenchmarkOutbox$"},
 	{"outbox enqueue/complete (Redis)", "store/redisstore", "^BenchmarkOutbox$"},
+	{"whole ingress flow without RSA (bbolt)", "internal/orderflow", "^BenchmarkServe$"},
 }
 
 // StageOptions are the go test flags of a stage run.
