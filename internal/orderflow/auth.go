@@ -15,10 +15,10 @@ import (
 // Each of Client-Id, Signature and Request-Time must be given once: with
 // two, "the first one wins" would let a proxy in front and the gateway
 // disagree on who signed what (README, "Security notes").
-func (f *Flow) authenticate(a *Answer, req *Request, c *Client, clientIDs int) *refusal {
-	refuse := func(label string, code Code, reason, msg string) *refusal {
+func (f *Flow) authenticate(a *Answer, req *Request, c *Client, clientIDs int) *Refusal {
+	refuse := func(label string, code Code, reason, msg string) *Refusal {
 		a.AuthFailure = label
-		return &refusal{code, reason, msg}
+		return &Refusal{code, reason, msg}
 	}
 	switch {
 	case clientIDs > 1:

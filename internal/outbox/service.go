@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/message"
-	"github.com/caddy-alipay/ordersync/schema"
 	"github.com/caddy-alipay/ordersync/statemachine"
 	"github.com/caddy-alipay/ordersync/store"
 )
@@ -74,24 +72,24 @@ type Reason string
 
 // Reasons.
 const (
-	ReasonAlipayHK         Reason = "alipayhk"           // AlipayHK's final answer, within wait
-	ReasonQueued           Reason = "queued"             // 202: not final within wait
-	ReasonAsync            Reason = "async"              // 202: Prefer: respond-async
-	ReasonEnded            Reason = "ended"              // 202: final without AlipayHK's answer (expired, dropped)
-	ReasonMethod           Reason = "method"             // not POST
-	ReasonMediaType        Reason = "media_type"         // not JSON
-	ReasonBodySize         Reason = "body_size"          // over max_body_size, or unreadable
-	ReasonJSON             Reason = "json"               // not a strict JSON object
-	ReasonSchema           Reason = "schema"             // base or scenario schema, or a status not of the scenario
-	ReasonNoScenario       Reason = "no_scenario"        // no enabled scenario matches
-	ReasonRequestIDReused  Reason = "request_id_reused"  // the requestId's entry has another body
-	ReasonTransition       Reason = "transition"         // the state machine refuses the status
-	ReasonScenarioChanged  Reason = "scenario_changed"   // the order belongs to another scenario
-	ReasonAlreadyCurrent   Reason = "already_current"    // the accepted status again: SUCCESS by the gateway
-	ReasonStore            Reason = "store"              // the store failed before the entry was durable: 503
-	ReasonLookup           Reason = "lookup"             // a lookup found the entry
-	ReasonNotFound         Reason = "not_found"          // a lookup found nothing: 404
-	ReasonMissingRequestID Reason = "missing_request_id" // a lookup without requestId: 404
+	ReasonAlipayHK         Reason = "alipayhk"                      // AlipayHK's final answer, within wait
+	ReasonQueued           Reason = "queued"                        // 202: not final within wait
+	ReasonAsync            Reason = "async"                         // 202: Prefer: respond-async
+	ReasonEnded            Reason = "ended"                         // 202: final without AlipayHK's answer (expired, dropped)
+	ReasonMethod           Reason = orderflow.ReasonMethod          // not POST
+	ReasonMediaType        Reason = orderflow.ReasonMediaType       // not JSON
+	ReasonBodySize         Reason = orderflow.ReasonBodySize        // over max_body_size, or unreadable
+	ReasonJSON             Reason = orderflow.ReasonJSON            // not a strict JSON object
+	ReasonSchema           Reason = orderflow.ReasonSchema          // base or scenario schema, or a status not of the scenario
+	ReasonNoScenario       Reason = orderflow.ReasonNoScenario      // no enabled scenario matches
+	ReasonRequestIDReused  Reason = orderflow.ReasonRequestIDReused // the requestId's entry has another body
+	ReasonTransition       Reason = orderflow.ReasonTransition      // the state machine refuses the status
+	ReasonScenarioChanged  Reason = orderflow.ReasonScenarioChanged // the order belongs to another scenario
+	ReasonAlreadyCurrent   Reason = orderflow.ReasonAlreadyCurrent  // the accepted status again: SUCCESS by the gateway
+	ReasonStore            Reason = "store"                         // the store failed before the entry was durable: 503
+	ReasonLookup           Reason = "lookup"                        // a lookup found the entry
+	ReasonNotFound         Reason = "not_found"                     // a lookup found nothing: 404
+	ReasonMissingRequestID Reason = "missing_request_id"            // a lookup without requestId: 404
 )
 
 // Service answers the legacy system for one configuration generation of
@@ -101,7 +99,8 @@ type Service struct {
 	cfg    Config
 	runner *Runner
 	ob     *store.Outbox
-	base   *schema.Schema
+	// validator is ingress's: the same schemas, scenarios and rules.
+	validator *orderflow.Validator
 	// tooLarge is the message of a body over max_body_size, made once.
 	tooLarge string
 }
@@ -119,16 +118,16 @@ func NewService(cfg Config, r *Runner) (*Service, error) {
 	if c.ClientID != r.clientID {
 		return nil, errors.New("client_id: the runner given delivers for another client_id")
 	}
-	base, err := schema.Base()
+	validator, err := orderflow.NewValidator(c.Scenarios)
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
-		cfg:      c,
-		runner:   r,
-		ob:       r.ob,
-		base:     base,
-		tooLarge: fmt.Sprintf("body: larger than %d bytes (max_body_size)", c.MaxBodySize),
+		cfg:       c,
+		runner:    r,
+		ob:        r.ob,
+		validator: validator,
+		tooLarge:  orderflow.BodyTooLargeMessage(c.MaxBodySize),
 	}, nil
 }
 
@@ -160,24 +159,18 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) Response {
 	if requestIDAbsent(doc) {
 		doc.SetString("requestId", deriveFrom(doc))
 	}
-	if err := s.base.Validate(doc.Tree()); err != nil {
-		return refuse(loggableIDs(doc), orderflow.ParamIllegal, ReasonSchema, err.Error())
+	r, sc, no := s.validator.Validate(doc, nil)
+	var id ids
+	if r != nil {
+		id.RequestID, id.MerchantBizNo = r.RequestID, r.MerchantBizNo
+	} else {
+		id.RequestID, id.MerchantBizNo = orderflow.LoggableIDs(doc)
 	}
-	r, err := doc.Request()
-	if err != nil {
-		return refuse(loggableIDs(doc), orderflow.ParamIllegal, ReasonJSON, err.Error())
+	if sc != nil {
+		id.Scenario = sc.Name()
 	}
-	id := ids{RequestID: r.RequestID, MerchantBizNo: r.MerchantBizNo}
-	sc := s.cfg.Scenarios.Match(r)
-	if sc == nil {
-		return refuse(id, orderflow.UnSupportBusiness, ReasonNoScenario, "merchantBizType: no enabled scenario matches this request")
-	}
-	id.Scenario = sc.Name()
-	if err := sc.Validate(doc.Tree()); err != nil {
-		return refuse(id, orderflow.ParamIllegal, ReasonSchema, err.Error())
-	}
-	if !sc.Machine().Has(r.OrderStatus) {
-		return refuse(id, orderflow.ParamIllegal, ReasonSchema, "orderStatus: not a status of scenario "+sc.Name())
+	if no != nil {
+		return refuse(id, no.Code, Reason(no.Reason), no.Message)
 	}
 
 	// 5. The body AlipayHK will get, fixed now.
@@ -358,7 +351,7 @@ func (s *Service) recheck(ctx context.Context, key store.RequestKey) *store.Entr
 // JSON body when there is none (or requestID is ""), 503 with the
 // UNKNOWN_EXCEPTION envelope when the store fails.
 func (s *Service) Lookup(ctx context.Context, requestID string) Response {
-	id := ids{RequestID: safeID(requestID)}
+	id := ids{RequestID: orderflow.SafeID(requestID)}
 	if requestID == "" {
 		return notFound(id, ReasonMissingRequestID, "requestId: the query parameter is required")
 	}
@@ -427,42 +420,19 @@ func answer(id ids, status int, decidedBy string, code orderflow.Code, reason Re
 	h := http.Header{}
 	h.Set("Content-Type", jsonUTF8)
 	h.Set(HeaderDecidedBy, decidedBy)
-	if rid := safeID(id.RequestID); rid != "" {
+	if rid := orderflow.SafeID(id.RequestID); rid != "" {
 		h.Set(HeaderRequestID, rid)
 	}
 	return Response{
 		Status:        status,
 		Header:        h,
 		Body:          body,
-		RequestID:     safeID(id.RequestID),
-		MerchantBizNo: safeID(id.MerchantBizNo),
+		RequestID:     orderflow.SafeID(id.RequestID),
+		MerchantBizNo: orderflow.SafeID(id.MerchantBizNo),
 		Scenario:      id.Scenario,
 		Code:          code,
 		Reason:        reason,
 	}
-}
-
-// safeID is an id fit for a header and a log line: at most 64 bytes, no
-// control character; "" otherwise. Ids that passed the base schema always
-// are; a refused body's may not be.
-func safeID(s string) string {
-	if len(s) > 64 {
-		return ""
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return ""
-		}
-	}
-	return s
-}
-
-// loggableIDs reads requestId and merchantBizNo from a body that failed
-// validation, when they are strings fit for a header and a log line.
-func loggableIDs(doc *message.Document) ids {
-	rid, _ := doc.String("requestId")
-	biz, _ := doc.String("merchantBizNo")
-	return ids{RequestID: safeID(rid), MerchantBizNo: safeID(biz)}
 }
 
 // preferences reads the Prefer header (RFC 7240): respond-async, and
