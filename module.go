@@ -30,7 +30,7 @@ func init() {
 
 // Defaults of the options a user may leave out.
 const (
-	DefaultMaxBodySize       = 64 << 10
+	DefaultMaxBodySize       = orderflow.DefaultMaxBodySize
 	DefaultRequestTimeWindow = 5 * time.Minute
 	DefaultIdempotencyTTL    = 72 * time.Hour
 	DefaultUpstreamTimeout   = 10 * time.Second

@@ -21,6 +21,8 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 )
 
 // Command returns `caddy alipay-order-sync`, for caddycmd.RegisterCommand.
@@ -49,8 +51,8 @@ Run 'caddy alipay-order-sync <sub-command> --help' for the flags of each.
 }
 
 const (
-	defaultPath = "/api/open/alipay/v1/merchant/order/sync"
-	contentType = "application/json; charset=UTF-8"
+	defaultPath = orderflow.SyncPath
+	contentType = orderflow.ContentTypeJSON
 	// maxReply bounds what is read back from the gateway or the admin
 	// endpoint: their answers are a few KiB, so anything near this is not
 	// them talking.

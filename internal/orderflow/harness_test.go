@@ -365,7 +365,7 @@ func (h *harness) checkEnvelope(req *Request, a Answer) {
 	if env.Result.ResultCode != string(a.Code) || env.Result.ResultStatus != string(a.Code.Status()) || a.Code.Status() == "" {
 		h.t.Fatalf("answer %s, envelope %+v", a.Code, env.Result)
 	}
-	if got := rep.Header[HeaderContentType]; len(got) != 1 || got[0] != contentTypeJSON {
+	if got := rep.Header[HeaderContentType]; len(got) != 1 || got[0] != ContentTypeJSON {
 		h.t.Errorf("Content-Type %v", got)
 	}
 	rt, sig := rep.Header[HeaderResponseTime], rep.Header[HeaderSignature]

@@ -22,9 +22,6 @@ const (
 	HeaderContentType  = "Content-Type"
 )
 
-// contentTypeJSON is the Content-Type of every answer.
-const contentTypeJSON = "application/json; charset=UTF-8"
-
 // wireHeaderNames maps the canonical spelling of each reply header to its
 // wire name. Replies stored by earlier versions carry canonical names; a
 // replay goes out under the wire names all the same.
@@ -84,7 +81,7 @@ func (s *Signer) reply(method, path, clientID string, o Outcome) (store.Reply, e
 	body := o.Body()
 	respTime := signature.FormatTime(time.Now())
 	header := make(map[string][]string, 4)
-	header[HeaderContentType] = []string{contentTypeJSON}
+	header[HeaderContentType] = []string{ContentTypeJSON}
 	header[HeaderResponseTime] = []string{respTime}
 	if clientID != "" {
 		header[HeaderClientID] = []string{clientID}

@@ -23,7 +23,7 @@ const headerKeyVersion = "Key-Version"
 
 // jsonUTF8 is the Content-Type of every attempt and of every answer to the
 // legacy system.
-const jsonUTF8 = "application/json; charset=UTF-8"
+const jsonUTF8 = orderflow.ContentTypeJSON
 
 // signAttempt returns the headers of one attempt at now: a fresh
 // Request-Time in epoch milliseconds (as the Java and Go SDKs send it) and

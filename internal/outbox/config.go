@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/scenario"
 	"github.com/caddy-alipay/ordersync/signature"
 )
@@ -16,13 +17,13 @@ import (
 // Defaults of the alipay_order_push options. A zero Config field means its
 // default; the glue documents these numbers.
 const (
-	DefaultPath           = "/api/open/alipay/v1/merchant/order/sync"
+	DefaultPath           = orderflow.SyncPath
 	DefaultWait           = 10 * time.Second
 	DefaultAttemptTimeout = 10 * time.Second
 	DefaultRetryInitial   = time.Second
 	DefaultRetryMax       = 5 * time.Minute
 	DefaultMaxAge         = 24 * time.Hour
-	DefaultMaxBodySize    = 64 << 10
+	DefaultMaxBodySize    = orderflow.DefaultMaxBodySize
 )
 
 // MinWebhookSecretLen is the shortest callback secret accepted, in bytes
