@@ -50,6 +50,7 @@ var Stages = []Stage{
 	{"outbox enqueue/complete (bbolt)", "store/bboltstore", "^BenchmarkOutbox$"},
 	{"outbox enqueue/complete (Redis)", "store/redisstore", "^BenchmarkOutbox$"},
 	{"whole ingress flow without RSA (bbolt)", "internal/orderflow", "^BenchmarkServe$"},
+	{"whole ingress handler without RSA (bbolt)", ".", "^BenchmarkServeHTTP$"},
 }
 
 // StageOptions are the go test flags of a stage run.
