@@ -129,9 +129,10 @@ func (PushHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// pushErr is a configuration error of alipay_order_push.
+// pushErr is a configuration error of alipay_order_push. It does not name
+// the module: Caddy does ("provision http.handlers.alipay_order_push: …").
 func pushErr(format string, args ...any) error {
-	return fmt.Errorf("alipay_order_push: "+format, args...)
+	return fmt.Errorf(format, args...)
 }
 
 // loadSecret reads a key (or secret) given inline, with {env.*} and
@@ -425,7 +426,7 @@ func (p *PushHandler) Cleanup() error {
 // Validate reports what Provision could not default.
 func (p *PushHandler) Validate() error {
 	if p.MaxBodySize < 0 {
-		return errors.New("alipay_order_push: max_body_size must be positive")
+		return errors.New("max_body_size must be positive")
 	}
 	for _, d := range []struct {
 		name string

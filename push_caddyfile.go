@@ -59,7 +59,7 @@ func (p *PushHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		// silently win over the first.
 		if opt != "scenario" {
 			if seen[opt] {
-				return d.Errf("alipay_order_push: %s: given twice", opt)
+				return d.Errf("%s: given twice", opt)
 			}
 			seen[opt] = true
 		}
@@ -68,7 +68,7 @@ func (p *PushHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			"alipay_public_key_file", "alipay_public_key", "path":
 			var v string
 			if !d.AllArgs(&v) {
-				return d.Errf("alipay_order_push: %s: expected one value", opt)
+				return d.Errf("%s: expected one value", opt)
 			}
 			switch opt {
 			case "client_id":
@@ -79,7 +79,7 @@ func (p *PushHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				p.PrivateKey = v
 			case "key_version":
 				if err := signature.CheckKeyVersion(v); err != nil {
-					return d.Errf("alipay_order_push: key_version %q: %v", v, err)
+					return d.Errf("key_version %q: %v", v, err)
 				}
 				p.KeyVersion = v
 			case "alipay_public_key_file":
@@ -136,7 +136,7 @@ func (p *PushHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			p.Callback = cb
 		default:
-			return d.Errf("alipay_order_push: unknown option %q", opt)
+			return d.Errf("unknown option %q", opt)
 		}
 	}
 	return nil

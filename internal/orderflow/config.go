@@ -62,7 +62,7 @@ type Flow struct {
 // New returns the Flow of cfg.
 func New(cfg Config) (*Flow, error) {
 	if cfg.Scenarios == nil || cfg.Store == nil {
-		return nil, errors.New("orderflow: a Flow needs a scenario catalog and a store")
+		return nil, errors.New("a Flow needs a scenario catalog and a store")
 	}
 	validator, err := NewValidator(cfg.Scenarios)
 	if err != nil {
