@@ -84,6 +84,9 @@ func JSONContentType(values []string) bool {
 	}
 	// The Go SDK sends Content-Type twice (docs/SPEC.md §2); all must agree.
 	for _, v := range values {
+		if v == ContentTypeJSON || v == "application/json" {
+			continue // the common forms, without parsing (and its map)
+		}
 		mt, params, err := mime.ParseMediaType(v)
 		if err != nil || mt != "application/json" {
 			return false
