@@ -1,7 +1,7 @@
 package orderflow
 
-// The AlipayHK API facts both directions and the CLI share (docs/SPEC.md
-// §1), defined once.
+// The AlipayHK API facts both directions and the CLI share, defined once
+// (docs/SPEC.md §1).
 const (
 	// SyncPath is the order-sync endpoint: where callers post, and where
 	// egress posts to AlipayHK by default.
