@@ -174,7 +174,17 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 func (f *Flow) refuse(a *Answer, req *Request, no Refusal) Answer {
 	a.Code, a.Reason = no.Code, no.Reason
 	a.Reply, a.SignErr = f.cfg.Signer.reply(req.Method, req.Path, a.ClientID, Outcome{Code: no.Code, Message: no.Message})
+	if a.SignErr != nil {
+		a.signFailed()
+	}
 	return *a
+}
+
+// signFailed makes a the unsigned U that Signer.reply returned in place
+// of a reply it could not sign. Nothing is stored for it: the deferred
+// Release gives the requestId up, and a retry is processed afresh.
+func (a *Answer) signFailed() {
+	a.Code, a.Reason = UnknownException, "sign_failed"
 }
 
 // finish answers a final F (or the stored SUCCESS of a re-sent status) and
@@ -183,6 +193,11 @@ func (f *Flow) refuse(a *Answer, req *Request, no Refusal) Answer {
 func (f *Flow) finish(ctx context.Context, answerBy time.Time, a *Answer, req *Request, claim *store.Claim, o Outcome, reason string) Answer {
 	a.Code, a.Reason = o.Code, reason
 	a.Reply, a.SignErr = f.cfg.Signer.reply(req.Method, req.Path, a.ClientID, o)
+	if a.SignErr != nil {
+		// Stored unsigned, it would be replayed unsigned forever.
+		a.signFailed()
+		return *a
+	}
 	// A caller gone meanwhile does not stop the write.
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)
 	defer cancel()
@@ -202,6 +217,13 @@ func (f *Flow) finish(ctx context.Context, answerBy time.Time, a *Answer, req *R
 func (f *Flow) commit(ctx context.Context, answerBy time.Time, a *Answer, req *Request, claim *store.Claim, change store.OrderChange, o Outcome, reason string) Answer {
 	a.Code, a.Reason = o.Code, reason
 	a.Reply, a.SignErr = f.cfg.Signer.reply(req.Method, req.Path, a.ClientID, o)
+	if a.SignErr != nil {
+		// No S the caller was not given: nothing is committed, and the
+		// retry reaches the upstream again under the same Idempotency-Key
+		// (as after a failed commit).
+		a.signFailed()
+		return *a
+	}
 	// Not the request's context: the upstream already issued, so a caller
 	// gone meanwhile must not turn a success into U.
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)

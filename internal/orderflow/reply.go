@@ -75,8 +75,9 @@ type Signer struct {
 // reply turns an outcome into the exact bytes and headers sent to the
 // caller; the same value is what the replay store keeps, under the same
 // (wire) header names. The signature covers the method and path the
-// caller signed. A signing failure leaves the reply unsigned and is
-// returned for the log.
+// caller signed. When the reply cannot be signed (a failing OpenSSL key),
+// the error comes back with unsignedUnknown instead of the outcome: the
+// flow must neither send nor store an unsigned final answer.
 func (s *Signer) reply(method, path, clientID string, o Outcome) (store.Reply, error) {
 	body := o.Body()
 	respTime := signature.FormatTime(time.Now())
@@ -86,13 +87,26 @@ func (s *Signer) reply(method, path, clientID string, o Outcome) (store.Reply, e
 	if clientID != "" {
 		header[HeaderClientID] = []string{clientID}
 	}
-	var err error
 	if s != nil {
-		var sig []byte
-		sig, err = s.Key.Sign(method, path, clientID, respTime, body)
-		if err == nil {
-			header[HeaderSignature] = []string{signature.FormatHeader(s.KeyVersion, sig)}
+		sig, err := s.Key.Sign(method, path, clientID, respTime, body)
+		if err != nil {
+			return unsignedUnknown(clientID), err
 		}
+		header[HeaderSignature] = []string{signature.FormatHeader(s.KeyVersion, sig)}
 	}
-	return store.Reply{Status: http.StatusOK, Header: header, Body: body}, err
+	return store.Reply{Status: http.StatusOK, Header: header, Body: body}, nil
+}
+
+// unsignedUnknown is the answer to a request whose reply could not be
+// signed: U, so that the caller retries, with neither signature nor
+// response-time, since the SDKs accept an unsigned reply only when it is F
+// or U and carries neither (docs/SPEC.md §3). It is never stored.
+func unsignedUnknown(clientID string) store.Reply {
+	header := make(map[string][]string, 2)
+	header[HeaderContentType] = []string{ContentTypeJSON}
+	if clientID != "" {
+		header[HeaderClientID] = []string{clientID}
+	}
+	body := Outcome{Code: UnknownException, Message: "service: the reply could not be signed; retry later"}.Body()
+	return store.Reply{Status: http.StatusOK, Header: header, Body: body}
 }
