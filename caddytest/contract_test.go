@@ -291,6 +291,29 @@ func TestPipelineOrder(t *testing.T) {
 		})
 	}
 
+	t.Run("a chunked body over max_body_size", func(t *testing.T) {
+		c := signed(t, big)
+		head := rawRequest(t, in, c, "")
+		// The same request, its body sent chunked without a length.
+		head = bytes.Replace(head, []byte(fmt.Sprintf("Content-Length: %d\r\n", len(big))), []byte("Transfer-Encoding: chunked\r\n"), 1)
+		head = head[:len(head)-len(big)]
+		var chunked bytes.Buffer
+		for rest := big; len(rest) > 0; {
+			n := min(len(rest), 512)
+			fmt.Fprintf(&chunked, "%x\r\n%s\r\n", n, rest[:n])
+			rest = rest[n:]
+		}
+		chunked.WriteString("0\r\n\r\n")
+		calls := up.count()
+		a := rawExchange(t, in, append(head, chunked.Bytes()...))
+		if a.env.Result.ResultCode != "PARAM_ILLEGAL" || !strings.Contains(a.env.Result.ResultMessage, "max_body_size") {
+			t.Errorf("got %s", a.body)
+		}
+		if up.count() != calls {
+			t.Error("the upstream was called")
+		}
+	})
+
 	t.Run("scenario schema before the replay check", func(t *testing.T) {
 		o := newOrder()
 		send(t, in.url(), signed(t, o.bytes())).expect(t, "SUCCESS", "S")
@@ -454,6 +477,22 @@ func TestUpstreamReplyPrecedence(t *testing.T) {
 		o := newOrder()
 		up.on(o, http.StatusOK, `{"orderId":"O-1","distributeResult":[]}`)
 		send(t, in.url(), signed(t, o.bytes())).expect(t, "SUCCESS", "S")
+	})
+
+	t.Run("flat form", func(t *testing.T) {
+		for _, tc := range []struct{ reply, want string }{
+			{`{"detailLink":"alipayhk://d","orderId":"O-3","benefitId":"BEN","sceneCode":"PASS"}`,
+				`[{"sceneCode":"PASS","extInfo":{"benefitId":"BEN","detailLink":"alipayhk://d"}}]`},
+			{`{"orderId":"O-4","detailLink":"alipayhk://d"}`, `[{"extInfo":{"detailLink":"alipayhk://d"}}]`},
+			{`{"orderId":"O-5","sceneCode":"PASS"}`, `[{"sceneCode":"PASS"}]`},
+		} {
+			o := newOrder()
+			up.on(o, http.StatusOK, tc.reply)
+			a := send(t, in.url(), signed(t, o.bytes())).expect(t, "SUCCESS", "S")
+			if string(a.env.DistributeResult) != tc.want {
+				t.Errorf("flat %s\n got distributeResult %s\nwant %s", tc.reply, a.env.DistributeResult, tc.want)
+			}
+		}
 	})
 
 	t.Run("numeric orderId", func(t *testing.T) {

@@ -300,27 +300,31 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 	return buf.Bytes()
 }
 
+// flatItem is the Alipay array's item made of a flat success, its keys in
+// the order of the Alipay shape (sceneCode, then extInfo); a nil field is
+// a key absent in the flat reply, left out.
+type flatItem struct {
+	SceneCode *string  `json:"sceneCode,omitempty"`
+	ExtInfo   *flatExt `json:"extInfo,omitempty"`
+}
+
+type flatExt struct {
+	BenefitID  *string `json:"benefitId,omitempty"`
+	DetailLink *string `json:"detailLink,omitempty"`
+}
+
 // flatDistributeResult turns the flat success form into the Alipay array
-// (README, "The upstream contract"); keys absent in the flat reply are left
+// (README, "The upstream contract"): [{"sceneCode":…,"extInfo":
+// {"benefitId":…,"detailLink":…}}]; keys absent in the flat reply are left
 // out.
 func flatDistributeResult(ub upstreamBody) json.RawMessage {
-	item := map[string]any{}
-	if ub.SceneCode != nil {
-		item["sceneCode"] = *ub.SceneCode
-	}
-	ext := map[string]string{}
-	if ub.BenefitID != nil {
-		ext["benefitId"] = *ub.BenefitID
-	}
-	if ub.DetailLink != nil {
-		ext["detailLink"] = *ub.DetailLink
-	}
-	if len(ext) > 0 {
-		item["extInfo"] = ext
+	item := flatItem{SceneCode: ub.SceneCode}
+	if ub.BenefitID != nil || ub.DetailLink != nil {
+		item.ExtInfo = &flatExt{BenefitID: ub.BenefitID, DetailLink: ub.DetailLink}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode([]any{item})
+	_ = enc.Encode([]flatItem{item})
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
