@@ -39,8 +39,8 @@ import (
 )
 
 // scriptedUpstream answers each request by the merchantBizNo it is about:
-// the reply set for it with on, else an issued SUCCESS. HOLD- orders wait
-// until the gateway gives up on them.
+// the reply set for it with on, else (HOLD- orders) no answer until the
+// gateway gives up, else an issued SUCCESS.
 type scriptedUpstream struct {
 	*fakeUpstream
 	replies sync.Map // merchantBizNo -> func(http.ResponseWriter)
@@ -53,13 +53,13 @@ func newScriptedUpstream(t testing.TB) *scriptedUpstream {
 	s.fakeUpstream = newUpstream(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		var req struct{ MerchantBizNo, RequestID string }
 		_ = json.Unmarshal(body, &req)
+		if reply, ok := s.replies.Load(req.MerchantBizNo); ok {
+			reply.(func(http.ResponseWriter))(w)
+			return
+		}
 		if strings.HasPrefix(req.MerchantBizNo, "HOLD-") {
 			s.held <- req.RequestID
 			<-r.Context().Done()
-			return
-		}
-		if reply, ok := s.replies.Load(req.MerchantBizNo); ok {
-			reply.(func(http.ResponseWriter))(w)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -639,6 +639,7 @@ func TestResultMessageNamesTheFieldNeverTheValue(t *testing.T) {
 		{"benefit_issue_mode other", signed(t, o.with("extInfo.benefit_issue_mode", v).bytes()), "UN_SUPPORT_BUSINESS", ""},
 		{"merchantBizType unknown", signed(t, o.with("merchantBizType", v).bytes()), "UN_SUPPORT_BUSINESS", "merchantBizType"},
 		{"merchantId not allowed", signed(t, o.with("merchantId", "2160"+v).bytes()), "UN_SUPPORT_BUSINESS", "merchantId"},
+		{"merchantId absent, with an allow-list", signed(t, o.with("merchantId", nil).bytes()), "UN_SUPPORT_BUSINESS", "merchantId"},
 		{"control character", signed(t, o.with("userId", v+"\u0001").bytes()), "PARAM_ILLEGAL", "userId"},
 		{"duplicate key", signed(t, []byte(strings.Replace(string(o.bytes()), `"tradeNo":`, `"tradeNo":"`+v+`","tradeNo":`, 1))), "PARAM_ILLEGAL", "tradeNo"},
 		{"unknown Client-Id", call{clientID: v, body: o.bytes(), key: k.merchant}, "INVALID_CLIENT", "Client-Id"},
@@ -909,4 +910,40 @@ func storeFailed(t *testing.T, in *instance, why string) {
 		msg, _ := e["error"].(string)
 		return e["msg"] == "state store failed" && strings.Contains(msg, why)
 	})
+}
+
+// TestCrashMidFlightBbolt (README, "Order state and replays"): a process
+// killed while the upstream holds a request leaves no claim that outlives
+// claim_lease in its bbolt file; after a restart the retry is processed.
+func TestCrashMidFlightBbolt(t *testing.T) {
+	up := newScriptedUpstream(t)
+	dataDir := t.TempDir()
+	g := gateway{upstream: up.addr(), options: "upstream_timeout 2s\n\t\t\tclaim_lease 8s"}
+	a := startCaddy(t, g.caddyfile, caddyOptions{dataDir: dataDir})
+	held := newOrder().with("merchantBizNo", "HOLD-"+uid(8))
+	go sendNoFail(t, a.url(), signed(t, held.bytes())) // its connection dies with the process
+	select {
+	case <-up.held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held request never reached the upstream")
+	}
+	a.kill()
+
+	b := startCaddy(t, g.caddyfile, caddyOptions{dataDir: dataDir})
+	// The upstream issues now: the retry is processed within the lease.
+	up.replies.Store(held["merchantBizNo"].(string), func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, alipaySuccess)
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ans := send(t, b.url(), signed(t, held.bytes()))
+		if ans.env.Result.ResultCode == "SUCCESS" {
+			break
+		}
+		if ans.env.Result.ResultCode != "UNKNOWN_EXCEPTION" || time.Now().After(deadline) {
+			t.Fatalf("the requestId is still blocked long after claim_lease: %s", ans.body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
