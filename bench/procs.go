@@ -109,6 +109,8 @@ type proc struct {
 	stdout  *os.File // with pipeStdout
 	logPath string
 	logFile *os.File
+	// admin is a Caddy's admin port (0 for other processes).
+	admin int
 }
 
 // startProc starts name with args in dir; its stderr, and its stdout unless
@@ -250,6 +252,7 @@ func startCaddy(ctx context.Context, bin, dir string, s *Site, sites string, env
 			return nil, ctx.Err()
 		}
 		if ready(hc, admin, ports[:len(ports)-1]) {
+			p.admin = admin
 			return p, nil
 		}
 		if time.Now().After(deadline) {
@@ -325,4 +328,29 @@ func caddyVersion(bin string) string {
 	}
 	v, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 	return v
+}
+
+// cpuProfile fetches a CPU profile of d from the Caddy process's admin
+// endpoint (Caddy serves net/http/pprof there) into path.
+func (p *proc) cpuProfile(ctx context.Context, d time.Duration, path string) error {
+	secs := max(1, int(d/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", p.admin, secs), nil)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: d + 30*time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: HTTP %d", resp.StatusCode)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }

@@ -63,6 +63,11 @@ type Config struct {
 	// may use: Caddy, the upstream and redis-server on ServerCPUs, the load
 	// generator on LoadCPUs. Default: the lower half and the rest.
 	ServerCPUs, LoadCPUs []int
+	// ProfileDir, when set, receives a CPU profile of Caddy over each
+	// saturating window, taken from its admin endpoint, named
+	// round-<n>-<path>.pprof. Profiling costs Caddy a little CPU: figures
+	// of a profiled run are for reading profiles, not for the report.
+	ProfileDir string
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
 }
@@ -406,6 +411,13 @@ func (r *runner) window(ctx context.Context, round int, p, q *Path, rate float64
 	calls0, callsErr := r.up.calls()
 	cpu := startCPU(append(server, os.Getpid())...)
 	busy0, busyErr := busyCPU()
+	profiled := make(chan error, 1)
+	if r.cfg.ProfileDir != "" && rate == 0 {
+		path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("round-%d-%s.pprof", round, q.Name))
+		go func() { profiled <- caddy.cpuProfile(ctx, r.cfg.Duration, path) }()
+	} else {
+		profiled <- nil
+	}
 	var out outcome
 	if rate > 0 {
 		out, err = r.client.driveOpen(ctx, url, f, r.cfg.Workers, rate, r.cfg.Duration, q.Check)
@@ -417,6 +429,9 @@ func (r *runner) window(ctx context.Context, round int, p, q *Path, rate float64
 	}
 	m.PeakRSSKiB, _ = peakRSS(caddy.pid())
 	used, cpuErr := cpu.used()
+	if err := <-profiled; err != nil {
+		r.logf("  CPU profile: %v", err)
+	}
 	busy1, busyErr1 := busyCPU()
 	calls1, callsErr1 := r.up.calls()
 

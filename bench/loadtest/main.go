@@ -48,6 +48,7 @@ func run() error {
 		serverCPUs = flag.String("server-cpus", "", "CPUs for Caddy, upstream and redis-server, e.g. 0 or 0-1; default the lower half")
 		loadCPUs   = flag.String("load-cpus", "", "CPUs for the load generator; default the upper half")
 		dataDir    = flag.String("data-dir", "", "where each window's bbolt file goes; default a temp dir (fsync cost depends on its disk)")
+		profileDir = flag.String("cpuprofile", "", "directory for a CPU profile of Caddy over each saturating window (for reading, not for figures)")
 		out        = flag.String("out", "", "also write the report, every window included, as JSON to this file")
 	)
 	flag.Parse()
@@ -108,6 +109,7 @@ func run() error {
 		NoPin:         !*pin,
 		ServerCPUs:    server,
 		LoadCPUs:      load,
+		ProfileDir:    *profileDir,
 		Progress:      os.Stderr,
 	})
 	if err != nil {
