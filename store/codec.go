@@ -32,21 +32,25 @@ var errCorrupt = errors.New("corrupt stored record")
 
 // A Reply is encoded as
 //
-//	version(1) | varint status | flags (1 header non-nil, 2 body non-nil)
+//	version(1) | varint status | flags (1 header non-nil, 2 body non-nil, 4 scenario)
 //	| uvarint nkeys | per key (sorted): str key, uvarint nvals+1 (0 = nil), str...
-//	| str body
+//	| str body [| str scenario, with flag 4]
+//
+// A reply without a scenario is encoded as before the scenario was kept
+// (replies of egress, of earlier versions), so those bytes do not change.
 const replyFormat = 1
 
 const (
 	replyFlagHeader = 1 << iota
 	replyFlagBody
+	replyFlagScenario
 
-	replyFlagsKnown = replyFlagHeader | replyFlagBody
+	replyFlagsKnown = replyFlagHeader | replyFlagBody | replyFlagScenario
 )
 
 // EncodeReply returns r's encoding.
 func EncodeReply(r Reply) []byte {
-	size := 1 + 2*binary.MaxVarintLen64 + 1 + len(r.Body)
+	size := 1 + 3*binary.MaxVarintLen64 + 1 + len(r.Body) + len(r.Scenario)
 	for k, vs := range r.Header {
 		size += len(k) + 2*binary.MaxVarintLen64
 		for _, v := range vs {
@@ -63,6 +67,9 @@ func EncodeReply(r Reply) []byte {
 	if r.Body != nil {
 		flags |= replyFlagBody
 	}
+	if r.Scenario != "" {
+		flags |= replyFlagScenario
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(r.Header)))
 	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
@@ -77,7 +84,11 @@ func EncodeReply(r Reply) []byte {
 			b = appendStr(b, v)
 		}
 	}
-	return appendStr(b, r.Body)
+	b = appendStr(b, r.Body)
+	if r.Scenario != "" {
+		b = appendStr(b, r.Scenario)
+	}
+	return b
 }
 
 // DecodeReply decodes what EncodeReply made. Data of an unknown format
@@ -128,6 +139,12 @@ func DecodeReply(data []byte) (*Reply, error) {
 		out.Header[k] = vs
 	}
 	body := d.bytes()
+	if flags&replyFlagScenario != 0 {
+		// Present only when not empty: the encoding stays canonical.
+		if out.Scenario = string(d.bytes()); out.Scenario == "" && d.err == nil {
+			return nil, errCorrupt
+		}
+	}
 	if err := d.end(); err != nil {
 		return nil, err
 	}

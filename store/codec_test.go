@@ -32,6 +32,8 @@ func TestReplyRoundTrip(t *testing.T) {
 			"Signature":    {"algorithm=RSA256,keyVersion=1,signature=ab%2B%3D"},
 			"X-Raw":        {"\xff\x00\r\n"},
 		}, Body: []byte("{\"result\":{\"resultCode\":\"SUCCESS\"}}\x00\xff")},
+		"scenario":          {Status: 200, Header: map[string][]string{"A": {"b"}}, Body: []byte("{}"), Scenario: "gift_card"},
+		"scenario, no body": {Scenario: "\x00\xff"},
 	} {
 		got, err := unmarshal(marshal(t, r))
 		if err != nil {
@@ -85,7 +87,9 @@ func TestDecodeReplyRejectsDamage(t *testing.T) {
 		t.Fatalf("the well-formed hand-made reply decoded to %#v, %v", r, err)
 	}
 	for _, b := range [][]byte{
-		{replyFormat, 0, 4, 0, 0},                   // unknown flag
+		{replyFormat, 0, 8, 0, 0},                   // unknown flag
+		{replyFormat, 0, 4, 0, 0},                   // a scenario flag without its scenario
+		{replyFormat, 0, 4, 0, 0, 0},                // an empty scenario (not canonical)
 		{replyFormat, 0, 0, 1, 1, 'k', 0, 0},        // a key without the header flag
 		{replyFormat, 0, 0, 0, 1, 'b'},              // a body without the body flag
 		{replyFormat, 0, 1, 0xff, 0xff, 0xff, 0x0f}, // a huge key count
@@ -116,16 +120,16 @@ func TestDecodeReplyCopies(t *testing.T) {
 // TestReplyFormatCoversReply fails when Reply gains a field, as a reminder
 // that EncodeReply and DecodeReply must carry it too.
 func TestReplyFormatCoversReply(t *testing.T) {
-	if n := reflect.TypeFor[Reply]().NumField(); n != 3 {
-		t.Errorf("Reply has %d fields; EncodeReply knows 3", n)
+	if n := reflect.TypeFor[Reply]().NumField(); n != 4 {
+		t.Errorf("Reply has %d fields; EncodeReply knows 4", n)
 	}
 }
 
 func FuzzReplyRoundTrip(f *testing.F) {
-	f.Add(200, "Signature", "a", "b", []byte("{}"))
-	f.Add(-7, "", "\xff", "", []byte(nil))
-	f.Fuzz(func(t *testing.T, status int, key, v1, v2 string, body []byte) {
-		r := Reply{Status: status, Header: map[string][]string{key: {v1, v2}, key + "2": {v2}}, Body: body}
+	f.Add(200, "Signature", "a", "b", []byte("{}"), "gift_card")
+	f.Add(-7, "", "\xff", "", []byte(nil), "")
+	f.Fuzz(func(t *testing.T, status int, key, v1, v2 string, body []byte, scenario string) {
+		r := Reply{Status: status, Header: map[string][]string{key: {v1, v2}, key + "2": {v2}}, Body: body, Scenario: scenario}
 		got, err := unmarshal(marshal(t, r))
 		if err != nil {
 			t.Fatal(err)

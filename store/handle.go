@@ -263,9 +263,24 @@ func (h Handle) CommitSuccessUnlock(ctx context.Context, okey OrderKey, prev *Or
 	return uw.CommitSuccessUnlock(ctx, okey, prev, next, rkey, token, reply, ttl, lockToken)
 }
 
+// StoredReply implements ReplyReader for a Backend that does, and answers
+// errors.ErrUnsupported (Store then finds nothing) for one that does not.
+func (h Handle) StoredReply(ctx context.Context, key RequestKey, hash BodyHash) (*Reply, error) {
+	b, err := h.backend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rr, ok := b.(ReplyReader)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return rr.StoredReply(ctx, key, hash)
+}
+
 // Interface guards.
 var (
 	_ Backend         = Handle{}
 	_ OrderClaimer    = Handle{}
 	_ UnlockingWriter = Handle{}
+	_ ReplyReader     = Handle{}
 )

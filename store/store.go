@@ -87,6 +87,10 @@ type Reply struct {
 	Status int
 	Header map[string][]string
 	Body   []byte
+	// Scenario is the scenario of the request the reply answers, when
+	// there is one: what its replays are counted and logged under without
+	// reading the request again. It is kept with the reply, never sent.
+	Scenario string
 }
 
 // Order is the accepted state of one order.

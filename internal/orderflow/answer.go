@@ -75,14 +75,14 @@ type Answer struct {
 
 // StoreOp is one state store operation of a request.
 type StoreOp struct {
-	Name string // claim, lock, get_order, commit, finish
+	Name string // lookup, claim, lock, get_order, commit, finish
 	Took time.Duration
 	Err  error
 }
 
-// maxStoreOps is the most store operations one request makes: claim, lock,
-// get_order, then commit or finish.
-const maxStoreOps = 4
+// maxStoreOps is the most store operations one request makes: lookup,
+// claim, lock, get_order, then commit or finish.
+const maxStoreOps = 5
 
 // StoreOps are the request's store operations, in order.
 func (a *Answer) StoreOps() []StoreOp { return a.storeOps[:a.nStoreOps] }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/caddy-alipay/ordersync/message"
 	"github.com/caddy-alipay/ordersync/signature"
 	"github.com/caddy-alipay/ordersync/statemachine"
 	"github.com/caddy-alipay/ordersync/store"
@@ -58,6 +59,12 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 		return f.refuse(&a, req, *no)
 	}
 
+	// 3b. The same bytes answered before: their stored reply, now.
+	hash := store.HashBody(req.Body)
+	if f.replayed(ctx, &a, req, hash) {
+		return a
+	}
+
 	// 4. Decode once, validate, match the scenario.
 	r, sc, no := f.validate(&a, req, client)
 	if no != nil {
@@ -76,7 +83,7 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.UpstreamTimeout)
 	defer cancel()
 	began := time.Now()
-	claim, err := f.cfg.Store.Claim(ctx, store.RequestKey{ClientID: a.ClientID, RequestID: r.RequestID}, store.HashBody(req.Body), f.cfg.ClaimLease)
+	claim, err := f.cfg.Store.Claim(ctx, store.RequestKey{ClientID: a.ClientID, RequestID: r.RequestID}, hash, f.cfg.ClaimLease)
 	a.storeOp("claim", began, err)
 	if err != nil {
 		return f.storeDown(&a, req, err)
@@ -168,6 +175,68 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 	return f.commit(ctx, answerBy, &a, req, claim, store.OrderChange{Key: okey, Prev: prev, Next: next}, o, reason)
 }
 
+// replayed answers a request whose exact bytes were answered before with
+// the stored reply, straight after authentication: no decode, no
+// validation, no claim (step 3b). It reports whether it answered; if not,
+// the request goes through every step as if it had not been called.
+//
+// Why the answer is the one the later steps would give (the README's
+// pipeline, where the replay check comes after validation):
+//
+//   - Only an authenticated request gets here: a stored reply still never
+//     goes to a request whose signature does not verify, nor past any
+//     refusal of steps 1-3. An Encrypt header, refused first by step 4, is
+//     left to it.
+//   - The lookup is by (Client-Id, requestId) and the body's hash, and
+//     finds only a live final answer stored for these very bytes (not a
+//     claim in flight, not another body: those are step 5's to answer).
+//     The requestId is read without decoding (message.PeekString), but a
+//     wrong read can only miss: a record under (Client-Id, X) holding this
+//     body's hash was stored for these bytes, whose requestId is X, which
+//     is the key step 5 would claim.
+//   - A reply is stored only after the claim, so only for bytes that
+//     passed step 4 for this client. Step 4 depends on nothing but the
+//     bytes and the configuration: with the same configuration they pass
+//     again, step 5 finds the same record (Done) and replays the same
+//     reply, byte for byte.
+//   - The answer carries the scenario it was stored with, for the metrics
+//     and the log line; a reply stored without one (by an earlier version)
+//     is left to the later steps, which know it.
+//
+// Where the configuration changed since the answer (a reload that disables
+// a scenario, narrows a client's merchants or tightens a schema), the
+// request now gets its stored answer where step 4 would refuse it: the
+// answer it was given stands (README, "Order state and replays").
+func (f *Flow) replayed(ctx context.Context, a *Answer, req *Request, hash store.BodyHash) bool {
+	if req.Header.Get("Encrypt") != "" {
+		return false
+	}
+	rid, ok := message.PeekString(req.Body, "requestId")
+	if !ok || rid == "" {
+		return false
+	}
+	began := time.Now()
+	rep, err := f.cfg.Store.StoredReply(ctx, store.RequestKey{ClientID: a.ClientID, RequestID: rid}, hash)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return false // a store without a cheap lookup: step 5 finds replays
+	}
+	// A failed lookup is logged and counted; the claim then tries the
+	// store again and answers for it.
+	a.storeOp("lookup", began, err)
+	if err != nil || rep == nil || rep.Scenario == "" {
+		return false
+	}
+	a.Replay, a.Reason = true, "replay"
+	a.Reply, a.Code, a.Scenario = *rep, CodeOf(rep.Body), rep.Scenario
+	// For the log line: the requestId is this body's (the hash says so);
+	// merchantBizNo is read the same way from bytes that once decoded.
+	a.RequestID = SafeID(rid)
+	if biz, ok := message.PeekString(req.Body, "merchantBizNo"); ok {
+		a.MerchantBizNo = SafeID(biz)
+	}
+	return true
+}
+
 // refuse answers without storing anything: before the claim (a corrected
 // retry under the same requestId is processed), or U after it (the
 // deferred Release gives the requestId up).
@@ -198,6 +267,7 @@ func (f *Flow) finish(ctx context.Context, answerBy time.Time, a *Answer, req *R
 		a.signFailed()
 		return *a
 	}
+	a.Reply.Scenario = a.Scenario
 	// A caller gone meanwhile does not stop the write.
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)
 	defer cancel()
@@ -224,6 +294,7 @@ func (f *Flow) commit(ctx context.Context, answerBy time.Time, a *Answer, req *R
 		a.signFailed()
 		return *a
 	}
+	a.Reply.Scenario = a.Scenario
 	// Not the request's context: the upstream already issued, so a caller
 	// gone meanwhile must not turn a success into U.
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)

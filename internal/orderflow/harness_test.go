@@ -39,6 +39,7 @@ const (
 	opUnlock  = "UnlockOrder"
 	opGet     = "GetOrder"
 	opCommit  = "CommitSuccess"
+	opStored  = "StoredReply"
 )
 
 // errInjected is the failure a fault returns unless it says otherwise: a
@@ -175,6 +176,16 @@ func (f *faulty) CommitSuccess(ctx context.Context, okey store.OrderKey, prev *s
 	return f.do(ctx, opCommit, func(ctx context.Context) error {
 		return f.Backend.CommitSuccess(ctx, okey, prev, next, rkey, token, reply, ttl)
 	})
+}
+
+// StoredReply passes store.ReplyReader on, as the store modules do: the
+// flow's lookup before decoding runs in every test.
+func (f *faulty) StoredReply(ctx context.Context, key store.RequestKey, hash store.BodyHash) (rep *store.Reply, err error) {
+	err = f.do(ctx, opStored, func(ctx context.Context) (err error) {
+		rep, err = f.Backend.(store.ReplyReader).StoredReply(ctx, key, hash)
+		return err
+	})
+	return rep, err
 }
 
 // fakeUpstream is a Forwarder that answers what its reply func says and

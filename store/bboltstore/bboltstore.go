@@ -571,4 +571,29 @@ func (db *Backend) readRecord(k []byte) (*store.RequestRecord, error) {
 }
 
 // Interface guard.
-var _ store.Backend = (*Backend)(nil)
+var (
+	_ store.Backend     = (*Backend)(nil)
+	_ store.ReplyReader = (*Backend)(nil)
+)
+
+// StoredReply implements store.ReplyReader: one read transaction, which
+// waits for no writer and takes no lock of ours. Done records are only
+// written once final (claims are in memory), so a live one of the same
+// body is the answer Claim would replay.
+func (db *Backend) StoredReply(ctx context.Context, key store.RequestKey, hash store.BodyHash) (*store.Reply, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fail("stored reply", err)
+	}
+	k, err := joinKey(key.ClientID, key.RequestID)
+	if err != nil {
+		return nil, fail("stored reply", err)
+	}
+	res, _, err := db.readDone(k, hash)
+	if err != nil {
+		return nil, fail("stored reply", err)
+	}
+	if res.Status != store.Done {
+		return nil, nil
+	}
+	return res.Reply, nil
+}

@@ -112,6 +112,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Backend) {
 		{"ClaimOrderLockTimeout", testClaimOrderLockTimeout},
 		{"ClaimOrderReleaseUnlocks", testClaimOrderReleaseUnlocks},
 		{"NonPositiveDurations", testNonPositiveDurations},
+		{"StoredReply", testStoredReply},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -168,7 +169,8 @@ func sampleReply(tag string) store.Reply {
 			"Signature":     {"algorithm=RSA256,keyVersion=1,signature=ab%2Bcd%3D%3D"},
 			"X-Multi":       {"zeta", "alpha", "", "mid\xff\xfe"},
 		},
-		Body: []byte(`{"result":{"resultStatus":"S","resultCode":"SUCCESS"},"tag":"` + tag + "\"}\x00\xff\n"),
+		Body:     []byte(`{"result":{"resultStatus":"S","resultCode":"SUCCESS"},"tag":"` + tag + "\"}\x00\xff\n"),
+		Scenario: "scenario-" + tag,
 	}
 }
 
@@ -268,6 +270,9 @@ func replyDiff(got *store.Reply, want store.Reply) string {
 	}
 	if got.Status != want.Status {
 		return fmt.Sprintf("status %d, want %d", got.Status, want.Status)
+	}
+	if got.Scenario != want.Scenario {
+		return fmt.Sprintf("scenario %q, want %q", got.Scenario, want.Scenario)
 	}
 	if !bytes.Equal(got.Body, want.Body) {
 		return fmt.Sprintf("body %q, want %q", got.Body, want.Body)
