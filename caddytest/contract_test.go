@@ -947,3 +947,41 @@ func TestCrashMidFlightBbolt(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// TestModuleNames (README, "Install"): the binary has the handlers, store
+// modules, app and admin APIs under their documented IDs, exactly the
+// modules the README's list-modules block shows.
+func TestModuleNames(t *testing.T) {
+	out, errOut, err := opsRunCaddy(t, nil, "list-modules")
+	if err != nil {
+		t.Fatalf("caddy list-modules: %v\n%s", err, errOut)
+	}
+	var ours []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "alipay") {
+			ours = append(ours, strings.TrimSpace(l))
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = "`list-modules` prints the seven modules of this project when they are in:\n\n```text\n"
+	i := strings.Index(string(readme), start)
+	if i < 0 {
+		t.Fatal("the README's list-modules block is gone")
+	}
+	block := string(readme[i+len(start):])
+	block = block[:strings.Index(block, "```")]
+	if got, want := strings.Join(ours, "\n")+"\n", block; got != want {
+		t.Errorf("list-modules prints\n%s\nthe README shows\n%s", got, want)
+	}
+	for _, id := range []string{
+		"http.handlers.alipay_order_sync", "http.handlers.alipay_order_push",
+		"http.alipay_order_sync.stores.bbolt", "http.alipay_order_sync.stores.redis",
+	} {
+		if !strings.Contains(block, id+"\n") {
+			t.Errorf("module %s is missing", id)
+		}
+	}
+}
