@@ -51,8 +51,28 @@ type UnlockingWriter interface {
 // If ClaimOrder fails after claiming, what it took is given up in the
 // background and the error returned: the caller holds nothing.
 func (s *Store) ClaimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, okey OrderKey, lease time.Duration) (*Claim, error) {
+	return s.ClaimOrderSteps(ctx, rkey, hash, okey, lease, nil)
+}
+
+// Step is told about a store operation once it has ended: its name, when
+// it began, and its error.
+type Step func(op string, began time.Time, err error)
+
+// ClaimOrderSteps is ClaimOrder, telling step (if not nil) about each
+// operation it makes, as it ends: "claim", then, when the request is
+// claimed, "lock" and "get_order". On a backend that claims, locks and
+// reads in one round trip (OrderClaimer) that round trip is the one
+// "claim", followed by "lock" and "get_order" only if the lock was held
+// by another and had to be waited for. A failed operation is the last one
+// told.
+func (s *Store) ClaimOrderSteps(ctx context.Context, rkey RequestKey, hash BodyHash, okey OrderKey, lease time.Duration, step Step) (*Claim, error) {
+	if step == nil {
+		step = func(string, time.Time, error) {}
+	}
 	token, lockToken := newToken(), newToken()
+	began := time.Now()
 	res, locked, order, err := s.claimOrder(ctx, rkey, hash, token, okey, lockToken, lease)
+	step("claim", began, err)
 	if err != nil {
 		// The backend may have claimed and locked (a deadline can cut off
 		// its reply): undo both.
@@ -67,11 +87,17 @@ func (s *Store) ClaimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, 
 	c.s, c.key, c.token, c.held = s, rkey, token, true
 	c.okey, c.lockToken, c.locked = okey, lockToken, true
 	if !locked {
-		if err := s.b.LockOrder(ctx, okey, lockToken, lease); err != nil {
+		began = time.Now()
+		err := s.b.LockOrder(ctx, okey, lockToken, lease)
+		step("lock", began, err)
+		if err != nil {
 			c.Release()
 			return nil, err
 		}
-		if order, err = s.b.GetOrder(ctx, okey); err != nil {
+		began = time.Now()
+		order, err = s.b.GetOrder(ctx, okey)
+		step("get_order", began, err)
+		if err != nil {
 			c.Release()
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -215,5 +216,68 @@ func testClaimOrderReleaseUnlocks(t *testing.T, s store.Backend, ids *idSource) 
 	}
 	if mustGetRequest(t, s, key) != nil {
 		t.Fatal("the request kept a record after Release")
+	}
+}
+
+// testClaimOrderSteps: ClaimOrderSteps tells each operation it made, in
+// order: the claim, and the lock and read where they were separate steps
+// (all three, or the claim alone on a backend that does them in one);
+// a request that is not claimed, only the claim; a failed operation last,
+// with its error.
+func testClaimOrderSteps(t *testing.T, s store.Backend, ids *idSource) {
+	st := newStore(t, s)
+	type told struct {
+		op  string
+		err error
+	}
+	var steps []told
+	step := func(op string, began time.Time, err error) {
+		if began.IsZero() || time.Since(began) < 0 {
+			t.Errorf("step %s: began %v", op, began)
+		}
+		steps = append(steps, told{op, err})
+	}
+	names := func() []string {
+		var out []string
+		for _, s := range steps {
+			out = append(out, s.op)
+		}
+		return out
+	}
+	okey, key := ids.orderRequest()
+	c, err := st.ClaimOrderSteps(ctxFor(t), key, bodyA, okey, longLease, step)
+	if err != nil || c.Status != store.Claimed {
+		t.Fatalf("ClaimOrderSteps = %+v, %v", c, err)
+	}
+	if got := names(); !slices.Equal(got, []string{"claim"}) && !slices.Equal(got, []string{"claim", "lock", "get_order"}) {
+		t.Errorf("steps of a claimed request: %v, want claim, or claim lock get_order", got)
+	}
+	if err := c.Finish(ctxFor(t), sampleReply("steps"), longTTL); err != nil {
+		t.Fatal(err)
+	}
+	st.Wait()
+	steps = nil
+	if c, err := st.ClaimOrderSteps(ctxFor(t), key, bodyA, okey, longLease, step); err != nil || c.Status != store.Done {
+		t.Fatalf("ClaimOrderSteps of a finished request = %+v, %v", c, err)
+	}
+	if got := names(); !slices.Equal(got, []string{"claim"}) {
+		t.Errorf("steps of a finished request: %v, want claim", got)
+	}
+
+	// Behind a lock held by another, until the deadline.
+	okey, key = ids.orderRequest()
+	unlock, err := st.LockOrder(ctxFor(t), okey, longLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	steps = nil
+	if _, err := st.ClaimOrderSteps(ctx, key, bodyA, okey, longLease, step); !errors.Is(err, store.ErrLockTimeout) {
+		t.Fatalf("ClaimOrderSteps behind a held lock = %v, want ErrLockTimeout", err)
+	}
+	if got := names(); !slices.Equal(got, []string{"claim", "lock"}) || steps[0].err != nil || !errors.Is(steps[1].err, store.ErrLockTimeout) {
+		t.Errorf("steps behind a held lock: %+v, want the claim, then the lock with ErrLockTimeout", steps)
 	}
 }

@@ -111,6 +111,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Backend) {
 		{"ClaimOrderWaitsForLock", testClaimOrderWaitsForLock},
 		{"ClaimOrderLockTimeout", testClaimOrderLockTimeout},
 		{"ClaimOrderReleaseUnlocks", testClaimOrderReleaseUnlocks},
+		{"ClaimOrderSteps", testClaimOrderSteps},
 		{"NonPositiveDurations", testNonPositiveDurations},
 		{"StoredReply", testStoredReply},
 	} {
