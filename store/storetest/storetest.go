@@ -1097,6 +1097,19 @@ func raceRank(o *store.Order) int {
 
 const raceWorkers = 100
 
+// racePatience bounds a race subtest. A hundred workers taking turns on
+// one order under -race on a loaded two-core machine took 8s of ctxFor's
+// 10s; the bound is only there so that a broken backend fails instead of
+// hanging, so it is far from what a healthy one needs.
+const racePatience = time.Minute
+
+// raceCtx is ctxFor with racePatience.
+func raceCtx(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), racePatience)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
 // raceCheck verifies that the race ended with each status reached by
 // exactly one worker and the order and replay records agreeing with them.
 func raceCheck(t *testing.T, s store.Backend, okey store.OrderKey, wins []atomic.Int32, winner []atomic.Value) {
@@ -1136,7 +1149,7 @@ func testRaceLocked(t *testing.T, s store.Backend, ids *idSource) {
 	okey := ids.order()
 	wins := make([]atomic.Int32, len(raceStatuses))
 	winner := make([]atomic.Value, len(raceStatuses))
-	ctx := ctxFor(t)
+	ctx := raceCtx(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, raceWorkers)
 	for w := range raceWorkers {
@@ -1218,7 +1231,7 @@ func testRaceOptimistic(t *testing.T, s store.Backend, ids *idSource) {
 	wins := make([]atomic.Int32, len(raceStatuses))
 	winner := make([]atomic.Value, len(raceStatuses))
 	var conflicts atomic.Int32
-	ctx := ctxFor(t)
+	ctx := raceCtx(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, raceWorkers)
 	start := make(chan struct{})
@@ -1279,7 +1292,7 @@ func testRaceOptimistic(t *testing.T, s store.Backend, ids *idSource) {
 func testRaceClaim(t *testing.T, s store.Backend, ids *idSource) {
 	const workers = 50
 	key := ids.request()
-	ctx := ctxFor(t)
+	ctx := raceCtx(t)
 	var counts [maxClaimStatus + 1]atomic.Int32
 	var wg sync.WaitGroup
 	start := make(chan struct{})
