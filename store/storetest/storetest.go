@@ -1380,9 +1380,12 @@ func testShortDeadline(t *testing.T, s store.Backend, ids *idSource) {
 	key := ids.order()
 	defer mustLock(t, s, key, longLease)()
 	const deadline = 150 * time.Millisecond
+	// began is taken before the deadline is set: the other way round, a
+	// pause between the two (a loaded machine) made the wait look shorter
+	// than the deadline.
+	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	began := time.Now()
 	err := s.LockOrder(ctx, key, token(), longLease)
 	if !errors.Is(err, store.ErrLockTimeout) {
 		t.Fatalf("LockOrder on a held lock: %v, want ErrLockTimeout", err)
