@@ -17,7 +17,14 @@ import (
 // their own bound, and once the server continues the store works again.
 func TestFrozenServer(t *testing.T) {
 	srv := redistest.Launch(t)
-	c := newBackendPrefix(t, srv.Addr, "frozen:")
+	// go-redis's own socket timeouts are set far past every bound checked
+	// below (their defaults, 2s, equal the clean-up's bound), so that only
+	// the contexts' deadlines and the clean-up's bound can end a wait.
+	c, err := Open(Options{Addr: srv.Addr, KeyPrefix: "frozen:", DialTimeout: time.Minute, ReadTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 	var mu sync.Mutex
 	var cleanupErrs []string
 	st := store.New(c, store.Options{CleanupFailed: func(op string, err error) {
@@ -123,7 +130,12 @@ func TestFrozenServer(t *testing.T) {
 	}
 	began = time.Now()
 	st.Wait()
-	if took := time.Since(began); took > store.DefaultCleanupTimeout+slack {
+	// The clean-up steps started with the releases above and each runs
+	// for its whole bound against a frozen server: what is measured is
+	// the bound plus how late a loaded machine wakes them (seen up to
+	// 0.4s with the CPU taken by eight busy loops, past 1s once in a full
+	// run), so the slack here is wider.
+	if took := time.Since(began); took > store.DefaultCleanupTimeout+3*slack {
 		t.Errorf("the background clean-up ran %v, past its %v bound", took, store.DefaultCleanupTimeout)
 	}
 	mu.Lock()
