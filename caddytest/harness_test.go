@@ -139,7 +139,7 @@ func startCaddy(t testing.TB, render func(in *instance) string, opts caddyOption
 			t.Fatalf("caddy exited during start:\n%s", in.logs.String())
 		default:
 		}
-		if resp, err := http.Get(in.adminURL("/config/")); err == nil {
+		if resp, err := adminClient.Get(in.adminURL("/config/")); err == nil {
 			resp.Body.Close()
 			if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", in.port)); err == nil {
 				c.Close()
@@ -191,7 +191,7 @@ func (in *instance) load(t testing.TB, caddyfile string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, in.adminURL("/load"), strings.NewReader(caddyfile))
 	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +281,13 @@ type envelope struct {
 }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// adminClient is for the admin API: a fresh connection per call. Every
+// config load replaces Caddy's admin server and shuts the old one down in
+// the background, after /load has answered: a kept-alive connection to it
+// is closed at a moment of its choosing, and a POST /load sent on it in
+// that instant is reset (net/http retries only idempotent requests).
+var adminClient = &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 func send(t testing.TB, url string, c call) answer {
 	t.Helper()

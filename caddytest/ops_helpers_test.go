@@ -37,7 +37,7 @@ type opsScrape struct {
 // an indirect requirement.
 func opsScrapeMetrics(t testing.TB, in *instance) opsScrape {
 	t.Helper()
-	resp, err := http.Get(in.adminURL("/metrics"))
+	resp, err := adminClient.Get(in.adminURL("/metrics"))
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}
@@ -230,7 +230,7 @@ func opsTryLoad(t testing.TB, in *instance, contentType string, cfg []byte) (int
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST /load: %v", err)
 	}
@@ -243,7 +243,7 @@ func opsTryLoad(t testing.TB, in *instance, contentType string, cfg []byte) (int
 // the status is 200.
 func opsAdminGet(t testing.TB, in *instance, path string, v any) (int, string) {
 	t.Helper()
-	resp, err := http.Get(in.adminURL(path))
+	resp, err := adminClient.Get(in.adminURL(path))
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
