@@ -93,7 +93,7 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 	switch claim.Status {
 	case store.Done:
 		a.Replay, a.Reason = true, "replay"
-		a.Reply, a.Code = *claim.Reply, CodeOf(claim.Reply.Body)
+		a.Reply, a.Code = *claim.Reply, storedCode(claim.Reply.Body)
 		return a
 	case store.InFlight:
 		// Whatever its body: only a stored answer makes a body final
@@ -216,7 +216,7 @@ func (f *Flow) replayed(ctx context.Context, a *Answer, req *Request, hash store
 		return false
 	}
 	a.Replay, a.Reason = true, "replay"
-	a.Reply, a.Code, a.Scenario = *rep, CodeOf(rep.Body), rep.Scenario
+	a.Reply, a.Code, a.Scenario = *rep, storedCode(rep.Body), rep.Scenario
 	// For the log line: the requestId is this body's (the hash says so);
 	// merchantBizNo is read the same way from bytes that once decoded.
 	a.RequestID = SafeID(rid)

@@ -110,31 +110,110 @@ type EnvelopeResult struct {
 }
 
 // Body serializes the envelope. Only SUCCESS carries the order fields.
+//
+// The bytes are exactly what encoding/json makes of the Envelope with
+// HTML escaping off (TestBodyIsEncodingJSON and FuzzBody compare them):
+// fields in the struct's order, omitempty, strings escaped as
+// encoding/json escapes them, distributeResult compacted (json.Compact)
+// and, if it is not valid JSON, replaced by []. It is written by hand
+// because it is part of every answer, and the encoder's reflection and
+// buffers cost more than the rest of the envelope.
 func (o Outcome) Body() []byte {
-	env := Envelope{Result: EnvelopeResult{
-		ResultCode:    string(o.Code),
-		ResultStatus:  string(o.Code.Status()),
-		ResultMessage: truncateMessage(o.Message),
-	}}
+	msg := truncateMessage(o.Message)
+	status := o.Code.Status()
+	size := len(`{"result":{"resultCode":"","resultStatus":"","resultMessage":""}}`) + len(o.Code) + len(status) + len(msg) + 16
 	if o.Code == Success {
-		env.OrderID = o.OrderID
-		env.OrderStatus = o.OrderStatus
-		env.DistributeResult = o.DistributeResult
-		if len(env.DistributeResult) == 0 {
-			env.DistributeResult = json.RawMessage("[]")
+		size += len(`,"orderId":"","orderStatus":"","distributeResult":`) + len(o.OrderID) + len(o.OrderStatus) + max(len(o.DistributeResult), 2)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"result":{"resultCode":`...)
+	b = appendJSONString(b, string(o.Code))
+	b = append(b, `,"resultStatus":`...)
+	b = appendJSONString(b, string(status))
+	b = append(b, `,"resultMessage":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, '}')
+	if o.Code == Success {
+		if o.OrderID != "" {
+			b = append(b, `,"orderId":`...)
+			b = appendJSONString(b, o.OrderID)
 		}
+		if o.OrderStatus != "" {
+			b = append(b, `,"orderStatus":`...)
+			b = appendJSONString(b, o.OrderStatus)
+		}
+		b = append(b, `,"distributeResult":`...)
+		b = appendCompactArray(b, o.DistributeResult)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(env); err != nil {
-		// Only a malformed distributeResult can fail here, and it was
-		// validated as JSON when captured; fall back to a bare envelope.
-		env.DistributeResult = json.RawMessage("[]")
-		buf.Reset()
-		_ = enc.Encode(env)
+	return append(b, '}')
+}
+
+// appendCompactArray appends raw as encoding/json writes a RawMessage with
+// HTML escaping off (json.Compact), or [] when raw is empty or not valid
+// JSON (the fallback of Body: it was validated when captured).
+func appendCompactArray(b []byte, raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		return append(b, "[]"...)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, raw); err != nil {
+		return append(b, "[]"...)
+	}
+	return buf.Bytes()
+}
+
+// appendJSONString appends s as a JSON string exactly as encoding/json
+// writes it with HTML escaping off: " and \ escaped, \b \f \n \r \t
+// short, other control characters as \u00XX, invalid UTF-8 as \ufffd,
+// U+2028 and U+2029 escaped, everything else as is.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // truncateMessage keeps resultMessage within its cap (docs/SPEC.md §5),
@@ -148,6 +227,21 @@ func truncateMessage(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// storedCode is CodeOf for a reply this gateway made (Body), as the replay
+// store holds them: Body writes the code first, so it is read from there
+// without decoding the envelope. A body that does not start as Body's do
+// is read by CodeOf.
+func storedCode(body []byte) Code {
+	if rest, ok := bytes.CutPrefix(body, []byte(`{"result":{"resultCode":"`)); ok {
+		if end := bytes.IndexByte(rest, '"'); end > 0 {
+			if c, ok := LookupCode(string(rest[:end])); ok {
+				return c
+			}
+		}
+	}
+	return CodeOf(body)
 }
 
 // CodeOf reads the result code back from an envelope, so that a replayed
