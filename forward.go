@@ -60,14 +60,26 @@ func (f *forwarder) Forward(ctx context.Context, up orderflow.Upstream) orderflo
 	body := up.Body
 	req.Body = http.NoBody
 	if len(body) > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.Body = newBodyReader(body)
 	}
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 	req.ContentLength = int64(len(body))
 	req.TransferEncoding = nil
 
 	return serveCaptured(ctx, f.next, req, up.GiveUpAt)
 }
+
+// bodyReader is the upstream request's body: io.NopCloser of a
+// bytes.Reader in one allocation.
+type bodyReader struct{ bytes.Reader }
+
+func newBodyReader(b []byte) *bodyReader {
+	r := new(bodyReader)
+	r.Reset(b)
+	return r
+}
+
+func (*bodyReader) Close() error { return nil }
 
 // serveCaptured runs next on req with a bounded, private capture of its
 // reply. When ctx ends, next's context ends with it (reverse_proxy aborts

@@ -1,6 +1,7 @@
 package ordersync
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/caddy-alipay/ordersync/store"
@@ -80,5 +82,20 @@ func TestReplayOfCanonicalRecordGoesOutLowercase(t *testing.T) {
 		if strings.Contains(head, "\r\n"+canonical) {
 			t.Errorf("header block has %q:\n%s", canonical, head)
 		}
+	}
+}
+
+// TestReadAll: the body read is what arrived, whatever Content-Length
+// announced (it only sizes the buffer).
+func TestReadAll(t *testing.T) {
+	body := strings.Repeat("0123456789", 100)
+	for _, size := range []int64{-1, 0, 1, 999, 1000, 1001, 5000} {
+		got, err := readAll(strings.NewReader(body), size)
+		if err != nil || string(got) != body {
+			t.Errorf("size %d: %d bytes, %v; want the %d bytes", size, len(got), err, len(body))
+		}
+	}
+	if _, err := readAll(iotest.ErrReader(errors.New("broken")), 10); err == nil || err.Error() != "broken" {
+		t.Errorf("a failing body: %v", err)
 	}
 }

@@ -33,9 +33,24 @@ var wireHeaderNames = map[string]string{
 	http.CanonicalHeaderKey(HeaderContentType):  HeaderContentType,
 }
 
+// wireSpellings maps both spellings of each reply header the gateway
+// owns (its wire name, and the canonical one) to the wire name: the names
+// replies are built and stored under are found without canonicalizing
+// them, which allocates for a lowercase name.
+var wireSpellings = func() map[string]string {
+	m := make(map[string]string, 2*len(wireHeaderNames))
+	for canonical, wire := range wireHeaderNames {
+		m[canonical], m[wire] = wire, wire
+	}
+	return m
+}()
+
 // wireHeaderName is the name a stored or built reply header is written
 // under; names the gateway does not own are written as stored.
 func wireHeaderName(name string) string {
+	if wire, ok := wireSpellings[name]; ok {
+		return wire
+	}
 	if wire, ok := wireHeaderNames[http.CanonicalHeaderKey(name)]; ok {
 		return wire
 	}
@@ -46,7 +61,8 @@ func wireHeaderName(name string) string {
 // header map of the response about to be written, with tracerID as the
 // Tracer-Id when it is not empty. Every header the gateway owns goes out
 // under its wire name, whatever spelling rep or an earlier handler used,
-// and never twice under two spellings.
+// and never twice under two spellings. dst takes rep's value slices, not
+// copies: rep is the one answer to one request, written once.
 func SetReplyHeader(dst http.Header, rep store.Reply, tracerID string) {
 	for canonical, wire := range wireHeaderNames {
 		if canonical != wire {
@@ -54,7 +70,7 @@ func SetReplyHeader(dst http.Header, rep store.Reply, tracerID string) {
 		}
 	}
 	for k, v := range rep.Header {
-		dst[wireHeaderName(k)] = append([]string(nil), v...)
+		dst[wireHeaderName(k)] = v
 	}
 	if tracerID != "" {
 		dst[HeaderTracerID] = []string{tracerID}
@@ -81,18 +97,22 @@ type Signer struct {
 func (s *Signer) reply(method, path, clientID string, o Outcome) (store.Reply, error) {
 	body := o.Body()
 	respTime := signature.FormatTime(time.Now())
+	// One array for the header's values, each slice capped at its own
+	// element so that appending to one never writes into the next.
+	vals := [4]string{ContentTypeJSON, respTime, clientID}
 	header := make(map[string][]string, 4)
-	header[HeaderContentType] = []string{ContentTypeJSON}
-	header[HeaderResponseTime] = []string{respTime}
+	header[HeaderContentType] = vals[0:1:1]
+	header[HeaderResponseTime] = vals[1:2:2]
 	if clientID != "" {
-		header[HeaderClientID] = []string{clientID}
+		header[HeaderClientID] = vals[2:3:3]
 	}
 	if s != nil {
 		sig, err := s.Key.Sign(method, path, clientID, respTime, body)
 		if err != nil {
 			return unsignedUnknown(clientID), err
 		}
-		header[HeaderSignature] = []string{signature.FormatHeader(s.KeyVersion, sig)}
+		vals[3] = signature.FormatHeader(s.KeyVersion, sig)
+		header[HeaderSignature] = vals[3:4:4]
 	}
 	return store.Reply{Status: http.StatusOK, Header: header, Body: body}, nil
 }

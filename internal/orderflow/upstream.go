@@ -76,10 +76,13 @@ func upstreamHeader(caller http.Header, clientID, requestID, scenario string) ht
 			h[name] = slices.Clone(vs)
 		}
 	}
-	h["Content-Type"] = []string{"application/json"}
-	h[headerIdempotencyKey] = []string{idempotencyKey(clientID, requestID)}
-	h[headerUpstreamClient] = []string{clientID}
-	h[headerUpstreamScen] = []string{scenario}
+	// One array for the gateway's values, each slice capped at its own
+	// element so that appending to one never writes into the next.
+	vals := [4]string{"application/json", idempotencyKey(clientID, requestID), clientID, scenario}
+	h["Content-Type"] = vals[0:1:1]
+	h[headerIdempotencyKey] = vals[1:2:2]
+	h[headerUpstreamClient] = vals[2:3:3]
+	h[headerUpstreamScen] = vals[3:4:4]
 	return h
 }
 
