@@ -414,6 +414,28 @@ func (db *Backend) Finish(ctx context.Context, key store.RequestKey, token strin
 	return nil
 }
 
+// FinishUnlock implements store.UnlockingWriter: Finish, then on success
+// the order lock released in the same call. The lock is in memory, so
+// this is what the Store would otherwise do in a background step of its
+// own (a goroutine, a context and a timer per request).
+func (db *Backend) FinishUnlock(ctx context.Context, key store.RequestKey, token string, reply store.Reply, ttl time.Duration, okey store.OrderKey, lockToken string) error {
+	if err := db.Finish(ctx, key, token, reply, ttl); err != nil {
+		return err
+	}
+	db.locks.release(okey, lockToken)
+	return nil
+}
+
+// CommitSuccessUnlock implements store.UnlockingWriter as FinishUnlock
+// does for CommitSuccess.
+func (db *Backend) CommitSuccessUnlock(ctx context.Context, okey store.OrderKey, prev *store.Order, next store.Order, rkey store.RequestKey, token string, reply store.Reply, ttl time.Duration, lockToken string) error {
+	if err := db.CommitSuccess(ctx, okey, prev, next, rkey, token, reply, ttl); err != nil {
+		return err
+	}
+	db.locks.release(okey, lockToken)
+	return nil
+}
+
 // LockOrder implements store.Backend. The lock is in-process: bbolt's file
 // lock already keeps other processes out of the file.
 func (db *Backend) LockOrder(ctx context.Context, key store.OrderKey, token string, lease time.Duration) error {
@@ -572,8 +594,9 @@ func (db *Backend) readRecord(k []byte) (*store.RequestRecord, error) {
 
 // Interface guard.
 var (
-	_ store.Backend     = (*Backend)(nil)
-	_ store.ReplyReader = (*Backend)(nil)
+	_ store.Backend         = (*Backend)(nil)
+	_ store.ReplyReader     = (*Backend)(nil)
+	_ store.UnlockingWriter = (*Backend)(nil)
 )
 
 // StoredReply implements store.ReplyReader: one read transaction, which

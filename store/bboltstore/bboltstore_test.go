@@ -626,3 +626,35 @@ func TestBatchRetry(t *testing.T) {
 		t.Errorf("the failed commit's request = %+v, %v; want still in flight", rec, err)
 	}
 }
+
+// TestFinalWritesUnlockInTheSameStep: the order lock a claim holds is
+// released by the write that stores its answer, before Commit or Finish
+// returns, not by a step the Store runs in the background afterwards.
+func TestFinalWritesUnlockInTheSameStep(t *testing.T) {
+	db := openTemp(t, Options{SweepInterval: -1})
+	st := store.New(db, store.Options{})
+	for i, final := range []func(*store.Claim, store.OrderKey) error{
+		func(c *store.Claim, okey store.OrderKey) error {
+			return c.Commit(ctx, store.OrderChange{Key: okey, Prev: c.Order, Next: store.Order{Status: "S"}}, store.Reply{Status: 200}, time.Hour)
+		},
+		func(c *store.Claim, _ store.OrderKey) error {
+			return c.Finish(ctx, store.Reply{Status: 200}, time.Hour)
+		},
+	} {
+		okey := store.OrderKey{ClientID: "c", MerchantBizNo: fmt.Sprint("order-", i)}
+		c, err := st.ClaimOrder(ctx, store.RequestKey{ClientID: "c", RequestID: fmt.Sprint("req-", i)}, store.HashBody(nil), okey, time.Minute)
+		if err != nil || c.Status != store.Claimed {
+			t.Fatalf("ClaimOrder = %+v, %v", c, err)
+		}
+		if n := db.locks.size(); n != 1 {
+			t.Fatalf("%d locks held after ClaimOrder, want 1", n)
+		}
+		if err := final(c, okey); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.locks.size(); n != 0 {
+			t.Errorf("final write %d: %d locks still held when it returned", i, n)
+		}
+	}
+	st.Wait()
+}
