@@ -92,16 +92,7 @@ func serveCaptured(ctx context.Context, next caddyhttp.Handler, req *http.Reques
 	rec := &captureWriter{header: make(http.Header)}
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() {
-		defer func() {
-			// reverse_proxy panics with http.ErrAbortHandler when the
-			// upstream's body breaks off after the status was written.
-			if p := recover(); p != nil {
-				done <- fmt.Errorf("next handler aborted its reply: %v", p)
-			}
-		}()
-		done <- next.ServeHTTP(rec, req)
-	}()
+	runNext(&nextCall{next: next, w: rec, req: req, done: done})
 
 	var out orderflow.UpstreamReply
 	select {
@@ -130,6 +121,63 @@ func serveCaptured(ctx context.Context, next caddyhttp.Handler, req *http.Reques
 	// The next handler has returned: nothing writes the map any more.
 	out.Header = rec.header
 	return out
+}
+
+// nextCall is one call of a next handler, run on a goroutine of its own
+// so that the caller can stop waiting for it (serveCaptured); its error,
+// or its recovered panic, goes to done (buffered: never blocks).
+type nextCall struct {
+	next caddyhttp.Handler
+	w    http.ResponseWriter
+	req  *http.Request
+	done chan<- error
+}
+
+func (c *nextCall) run() {
+	defer func() {
+		// reverse_proxy panics with http.ErrAbortHandler when the
+		// upstream's body breaks off after the status was written.
+		if p := recover(); p != nil {
+			c.done <- fmt.Errorf("next handler aborted its reply: %v", p)
+		}
+	}()
+	c.done <- c.next.ServeHTTP(c.w, c.req)
+}
+
+// nextCalls hands calls to idle nextWorkers. A new goroutine starts with
+// a small stack, and reverse_proxy's calls are deep: a goroutine per call
+// grew its stack (copying it, twice) on every request. Workers keep
+// theirs between calls. A call that finds no idle worker starts one, so
+// a next handler that never returns (the time bound's case) holds up
+// nothing but its own worker.
+var nextCalls = make(chan *nextCall)
+
+// nextWorkerIdle is how long a worker waits for another call before it
+// ends: the workers are about as many as the calls in flight.
+const nextWorkerIdle = 10 * time.Second
+
+// runNext runs c on an idle worker, or on a new one.
+func runNext(c *nextCall) {
+	select {
+	case nextCalls <- c:
+	default:
+		go nextWorker(c)
+	}
+}
+
+func nextWorker(c *nextCall) {
+	idle := time.NewTimer(nextWorkerIdle)
+	defer idle.Stop()
+	for {
+		c.run()
+		c = nil // keep nothing of a finished call alive while idle
+		idle.Reset(nextWorkerIdle)
+		select {
+		case c = <-nextCalls:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // captureWriter is a bounded, private http.ResponseWriter. It is not tied to

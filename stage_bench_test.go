@@ -49,22 +49,49 @@ func BenchmarkForward(b *testing.B) {
 		_, err := w.Write(benchUpstreamReply)
 		return err
 	})
-	fw := &forwarder{r: r, next: next}
+	// reverse_proxy's calls run deep: a next handler that needs as much
+	// stack (about 20 KB) shows what the goroutine the call runs on costs.
+	deep := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if useStack(40) == 0 {
+			b.Fatal("unreachable")
+		}
+		return next.ServeHTTP(w, r)
+	})
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	b.ReportAllocs()
-	for b.Loop() {
-		// The header the flow builds is part of the stage: the forwarder
-		// owns and changes it.
-		header := http.Header{
-			"Content-Type":           {"application/json"},
-			"Idempotency-Key":        {"BENCH-CLIENT:00242206688873156335287814888550"},
-			"X-Order-Sync-Client-Id": {"BENCH-CLIENT"},
-			"X-Order-Sync-Scenario":  {"gift_card"},
-		}
-		up := fw.Forward(ctx, orderflow.Upstream{Body: body, Header: header, GiveUpAt: time.Now().Add(time.Minute)})
-		if up.Status != http.StatusOK || len(up.Body) == 0 {
-			b.Fatalf("forward: status %d, %d bytes", up.Status, len(up.Body))
-		}
+	for _, bc := range []struct {
+		name string
+		next caddyhttp.Handler
+	}{{"shallow", next}, {"deep", deep}} {
+		b.Run(bc.name, func(b *testing.B) {
+			fw := &forwarder{r: r, next: bc.next}
+			b.ReportAllocs()
+			for b.Loop() {
+				// The header the flow builds is part of the stage: the
+				// forwarder owns and changes it.
+				header := http.Header{
+					"Content-Type":           {"application/json"},
+					"Idempotency-Key":        {"BENCH-CLIENT:00242206688873156335287814888550"},
+					"X-Order-Sync-Client-Id": {"BENCH-CLIENT"},
+					"X-Order-Sync-Scenario":  {"gift_card"},
+				}
+				up := fw.Forward(ctx, orderflow.Upstream{Body: body, Header: header, GiveUpAt: time.Now().Add(time.Minute)})
+				if up.Status != http.StatusOK || len(up.Body) == 0 {
+					b.Fatalf("forward: status %d, %d bytes", up.Status, len(up.Body))
+				}
+			}
+		})
 	}
+}
+
+// useStack recurses n frames of about 512 bytes each.
+//
+//go:noinline
+func useStack(n int) int {
+	var pad [64]int
+	pad[n%64] = n
+	if n == 0 {
+		return 1
+	}
+	return useStack(n-1) + pad[n%64] - n
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -140,4 +141,34 @@ func signedRequest(t testing.TB, key *rsa.PrivateKey, body []byte) *http.Request
 	r.Header.Set("Content-Type", "application/json")
 	signTestRequest(t, r, key, body)
 	return r
+}
+
+// TestNextHandlerThatNeverReturns: a next handler stuck past the time
+// bound keeps the goroutine it runs on, and nothing else: the answer is
+// given up on at GiveUpAt, and later calls run on other goroutines.
+func TestNextHandlerThatNeverReturns(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	stuck := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		<-release
+		return nil
+	})
+	answers := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		_, err := w.Write([]byte(`{"orderId":"O"}`))
+		return err
+	})
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		began := time.Now()
+		up := serveCaptured(ctx, stuck, r, time.Now().Add(50*time.Millisecond))
+		cancel()
+		if !up.NeverDone || time.Since(began) > 5*time.Second {
+			t.Fatalf("stuck call %d: %+v after %s, want NeverDone by GiveUpAt", i, up, time.Since(began))
+		}
+		up = serveCaptured(context.Background(), answers, r, time.Time{})
+		if up.Status != http.StatusOK || string(up.Body) != `{"orderId":"O"}` {
+			t.Fatalf("call after %d stuck ones: %+v", i+1, up)
+		}
+	}
 }
