@@ -16,17 +16,17 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/signature"
 )
 
 // SyncPath is the order-sync path every site is called on; the gateway
 // verifies signatures over it.
-const SyncPath = "/api/open/alipay/v1/merchant/order/sync"
+const SyncPath = orderflow.SyncPath
 
 // ClientID is the Client-Id the load generator signs as.
 const ClientID = "BENCH-CLIENT"
@@ -106,7 +106,7 @@ func makeRequests(ctx context.Context, f *Fixture, key *rsa.PrivateKey, req Requ
 					out[i] = request{body: body}
 					continue
 				}
-				rt := strconv.FormatInt(time.Now().UnixMilli(), 10)
+				rt := signature.FormatEpochMillis(time.Now())
 				sig, err := signature.Sign(key, http.MethodPost, SyncPath, ClientID, rt, body)
 				if err != nil {
 					mu.Lock()

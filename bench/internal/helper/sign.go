@@ -1,8 +1,10 @@
 package main
 
 import (
+	"net/http"
 	"time"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/signature"
 )
 
@@ -21,7 +23,7 @@ func newSigner(pem []byte) (sign func(now time.Time) error, backend string, err 
 		return nil, "", err
 	}
 	return func(now time.Time) error {
-		_, err := s.Sign("POST", "/api/open/alipay/v1/merchant/order/sync", "BENCH-CLIENT", signature.FormatTime(now), replyBody)
+		_, err := s.Sign(http.MethodPost, orderflow.SyncPath, "BENCH-CLIENT", signature.FormatTime(now), replyBody)
 		return err
 	}, s.Backend(), nil
 }
