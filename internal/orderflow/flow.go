@@ -249,24 +249,9 @@ func (a *Answer) signFailed() {
 // stores it for replay by answerBy. Unstored, a final answer could differ
 // on retry, so a store failure answers U instead.
 func (f *Flow) finish(ctx context.Context, answerBy time.Time, a *Answer, req *Request, claim *store.Claim, o Outcome, reason string) Answer {
-	a.Code, a.Reason = o.Code, reason
-	a.Reply, a.SignErr = f.cfg.Signer.reply(req.Method, req.Path, a.ClientID, o)
-	if a.SignErr != nil {
-		// Stored unsigned, it would be replayed unsigned forever.
-		a.signFailed()
-		return *a
-	}
-	a.Reply.Scenario = a.Scenario
-	// A caller gone meanwhile does not stop the write.
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)
-	defer cancel()
-	began := time.Now()
-	err := claim.Finish(ctx, a.Reply, f.cfg.IdempotencyTTL)
-	a.storeOp("finish", began, err)
-	if err != nil {
-		return f.storeDown(a, req, err)
-	}
-	return *a
+	return f.durable(ctx, answerBy, a, req, o, reason, "finish", func(ctx context.Context, reply store.Reply) error {
+		return claim.Finish(ctx, reply, f.cfg.IdempotencyTTL)
+	})
 }
 
 // commit makes the order change and its SUCCESS reply durable in one
@@ -274,23 +259,34 @@ func (f *Flow) finish(ctx context.Context, answerBy time.Time, a *Answer, req *R
 // then answers U; if it lands later (the store goes on in the
 // background, with the order still locked), a retry is its replay.
 func (f *Flow) commit(ctx context.Context, answerBy time.Time, a *Answer, req *Request, claim *store.Claim, change store.OrderChange, o Outcome, reason string) Answer {
+	return f.durable(ctx, answerBy, a, req, o, reason, "commit", func(ctx context.Context, reply store.Reply) error {
+		return claim.Commit(ctx, change, reply, f.cfg.IdempotencyTTL)
+	})
+}
+
+// durable signs the answer o, writes it with write (named op in
+// Answer.StoreOps) by answerBy, and answers it only once the write
+// returned without error; otherwise U (storeDown).
+func (f *Flow) durable(ctx context.Context, answerBy time.Time, a *Answer, req *Request, o Outcome, reason, op string, write func(context.Context, store.Reply) error) Answer {
 	a.Code, a.Reason = o.Code, reason
 	a.Reply, a.SignErr = f.cfg.Signer.reply(req.Method, req.Path, a.ClientID, o)
 	if a.SignErr != nil {
-		// No S the caller was not given: nothing is committed, and the
-		// retry reaches the upstream again under the same Idempotency-Key
-		// (as after a failed commit).
+		// Nothing is written: stored unsigned, a reply would be replayed
+		// unsigned forever, and no S goes out that the caller was not
+		// given. The retry reaches the upstream again, if it must, under
+		// the same Idempotency-Key (as after a failed commit).
 		a.signFailed()
 		return *a
 	}
 	a.Reply.Scenario = a.Scenario
-	// Not the request's context: the upstream already issued, so a caller
-	// gone meanwhile must not turn a success into U.
+	// Not the request's context: a caller gone meanwhile does not stop
+	// the write (for a commit, the upstream already issued, and a success
+	// must not turn into U).
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), answerBy)
 	defer cancel()
 	began := time.Now()
-	err := claim.Commit(ctx, change, a.Reply, f.cfg.IdempotencyTTL)
-	a.storeOp("commit", began, err)
+	err := write(ctx, a.Reply)
+	a.storeOp(op, began, err)
 	if err != nil {
 		return f.storeDown(a, req, err)
 	}
