@@ -33,37 +33,14 @@ func TestCommitsKilledProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
-	path := filepath.Join(t.TempDir(), "orders.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCommitsKilledProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), commitKillChildEnv+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var acked []string
-	lines := bufio.NewScanner(out)
-	killed := false
-	for lines.Scan() {
-		id, ok := strings.CutPrefix(lines.Text(), "committed ")
-		if !ok {
-			continue
+	path := killedChild(t, "TestCommitsKilledProcess", commitKillChildEnv, func(line string) bool {
+		id, ok := strings.CutPrefix(line, "committed ")
+		if ok {
+			acked = append(acked, id)
 		}
-		acked = append(acked, id)
-		if len(acked) == 300 && !killed {
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed = true
-		}
-	}
-	_ = cmd.Wait()
-	if !killed {
-		t.Fatalf("the child ended after %d acknowledged commits without being killed", len(acked))
-	}
+		return len(acked) >= 300
+	})
 
 	db, err := Open(Options{Path: path, SweepInterval: -1, Timeout: 10 * time.Second})
 	if err != nil {
@@ -121,4 +98,43 @@ func commitKillChild(path string) {
 	}
 	wg.Wait()
 	os.Exit(3) // never killed
+}
+
+// killedChild runs the test named test of this binary as a child process,
+// with env naming a new file for it to write, hands every line the child
+// prints to ack, and kills the child (SIGKILL) the first time ack returns
+// true.
+// It returns the file's path once the child is dead; a child that ends
+// unkilled fails the test.
+func killedChild(t *testing.T, test, env string, ack func(line string) (kill bool)) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "orders.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	killed, acks := false, 0
+	for lines.Scan() {
+		acks++
+		// Lines after the kill still count: the child printed them
+		// before it died.
+		if ack(lines.Text()) && !killed {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatalf("the child ended after %d lines without being killed", acks)
+	}
+	return path
 }

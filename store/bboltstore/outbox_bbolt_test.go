@@ -1,17 +1,14 @@
 package bboltstore
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,36 +63,14 @@ func TestOutboxKilledProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
-	path := filepath.Join(t.TempDir(), "orders.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestOutboxKilledProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Kill it once it has acknowledged a good number of writes, in the
 	// middle of whatever it does next.
 	acked := map[string]string{} // requestId → "queued" or "completed"
-	lines := bufio.NewScanner(out)
-	killed := false
-	for lines.Scan() {
-		what, id, _ := strings.Cut(lines.Text(), " ")
+	path := killedChild(t, "TestOutboxKilledProcess", killChildEnv, func(line string) bool {
+		what, id, _ := strings.Cut(line, " ")
 		acked[id] = what
-		if len(acked) == 60 && !killed {
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed = true
-		}
-	}
-	_ = cmd.Wait()
-	if !killed {
-		t.Fatalf("the child ended after %d acknowledged writes without being killed", len(acked))
-	}
+		return len(acked) >= 60
+	})
 
 	db, err := Open(Options{Path: path, SweepInterval: -1, Timeout: 10 * time.Second})
 	if err != nil {
