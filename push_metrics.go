@@ -153,13 +153,19 @@ func (o *pushObserver) Attempt(e outbox.AttemptEvent) {
 		zap.Int("http_status", e.HTTPStatus),
 		zap.Duration("duration", e.Latency),
 	}
-	if e.Error != "" {
-		fields = append(fields, zap.String("error", e.Error))
+	ce.Write(withRetry(fields, e.Error, e.NextAttemptAt)...)
+}
+
+// withRetry adds to an attempt's log fields why it did not end its work
+// and when the next attempt is due, each only when there is one.
+func withRetry(fields []zap.Field, err string, next time.Time) []zap.Field {
+	if err != "" {
+		fields = append(fields, zap.String("error", err))
 	}
-	if !e.NextAttemptAt.IsZero() {
-		fields = append(fields, zap.Time("next_attempt_at", e.NextAttemptAt))
+	if !next.IsZero() {
+		fields = append(fields, zap.Time("next_attempt_at", next))
 	}
-	ce.Write(fields...)
+	return fields
 }
 
 // Final: one line per final state.
@@ -202,13 +208,7 @@ func (o *pushObserver) Callback(e outbox.CallbackEvent) {
 			zap.Int("http_status", e.HTTPStatus),
 			zap.Duration("duration", e.Latency),
 		}
-		if e.Error != "" {
-			fields = append(fields, zap.String("error", e.Error))
-		}
-		if !e.NextAttemptAt.IsZero() {
-			fields = append(fields, zap.Time("next_attempt_at", e.NextAttemptAt))
-		}
-		ce.Write(fields...)
+		ce.Write(withRetry(fields, e.Error, e.NextAttemptAt)...)
 	}
 }
 
