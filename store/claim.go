@@ -242,23 +242,6 @@ func (c *Claim) Release() {
 	s.cleanup("release", s.opts.ReleaseWait, func(ctx context.Context) error { return s.b.Release(ctx, key, token) })
 }
 
-// LockOrder takes the order's lock for lease, waiting until ctx ends
-// (ErrLockTimeout). unlock may be called any number of times; the first
-// call unlocks, in the background, and returns at once.
-//
-// If LockOrder fails, the backend may still have locked (a deadline can cut
-// off the reply): that is undone in the background.
-func (s *Store) LockOrder(ctx context.Context, key OrderKey, lease time.Duration) (unlock func(), err error) {
-	token := newToken()
-	do := func(ctx context.Context) error { return s.b.UnlockOrder(ctx, key, token) }
-	if err := s.b.LockOrder(ctx, key, token, lease); err != nil {
-		s.cleanup("unlock", 0, do)
-		return nil, err
-	}
-	var once sync.Once
-	return func() { once.Do(func() { s.cleanup("unlock", 0, do) }) }, nil
-}
-
 // GetOrder returns the order's state, or nil if it has none.
 func (s *Store) GetOrder(ctx context.Context, key OrderKey) (*Order, error) {
 	return s.b.GetOrder(ctx, key)

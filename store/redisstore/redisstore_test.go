@@ -55,12 +55,10 @@ func TestTwoInstancesLockedTransition(t *testing.T) {
 					return
 				}
 				defer cl.Release()
-				unlock, err := s.LockOrder(ctx, okey, 10*time.Second)
-				if err != nil {
+				if err := cl.LockOrder(ctx, okey, 10*time.Second); err != nil {
 					failures.Store(rid, err)
 					return
 				}
-				defer unlock()
 				prev, err := s.GetOrder(ctx, okey)
 				if err != nil {
 					failures.Store(rid, err)

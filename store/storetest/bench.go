@@ -157,11 +157,9 @@ func benchCommit(ctx context.Context, s *store.Store, okey store.OrderKey, rkey 
 	if claim.Status != store.Claimed {
 		return fmt.Errorf("Claim of a fresh requestId = %s", claim.Status)
 	}
-	unlock, err := s.LockOrder(ctx, okey, longLease)
-	if err != nil {
+	if err := claim.LockOrder(ctx, okey, longLease); err != nil {
 		return fmt.Errorf("LockOrder: %w", err)
 	}
-	defer unlock()
 	prev, err := s.GetOrder(ctx, okey)
 	if err != nil {
 		return fmt.Errorf("GetOrder: %w", err)

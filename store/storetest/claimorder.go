@@ -125,10 +125,7 @@ func testClaimOrderNotClaimed(t *testing.T, s store.Backend, ids *idSource) {
 func testClaimOrderWaitsForLock(t *testing.T, s store.Backend, ids *idSource) {
 	st := newStore(t, s)
 	okey, key := ids.orderRequest()
-	unlock, err := st.LockOrder(ctxFor(t), okey, longLease)
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := holdLock(t, st, okey)
 	type result struct {
 		c   *store.Claim
 		err error
@@ -171,10 +168,7 @@ func testClaimOrderWaitsForLock(t *testing.T, s store.Backend, ids *idSource) {
 func testClaimOrderLockTimeout(t *testing.T, s store.Backend, ids *idSource) {
 	st := newStore(t, s)
 	okey, key := ids.orderRequest()
-	unlock, err := st.LockOrder(ctxFor(t), okey, longLease)
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := holdLock(t, st, okey)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if c, err := st.ClaimOrder(ctx, key, bodyA, okey, longLease); !errors.Is(err, store.ErrLockTimeout) {
@@ -266,10 +260,7 @@ func testClaimOrderSteps(t *testing.T, s store.Backend, ids *idSource) {
 
 	// Behind a lock held by another, until the deadline.
 	okey, key = ids.orderRequest()
-	unlock, err := st.LockOrder(ctxFor(t), okey, longLease)
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := holdLock(t, st, okey)
 	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -280,4 +271,16 @@ func testClaimOrderSteps(t *testing.T, s store.Backend, ids *idSource) {
 	if got := names(); !slices.Equal(got, []string{"claim", "lock"}) || steps[0].err != nil || !errors.Is(steps[1].err, store.ErrLockTimeout) {
 		t.Errorf("steps behind a held lock: %+v, want the claim, then the lock with ErrLockTimeout", steps)
 	}
+}
+
+// holdLock locks okey as another request does (a claim of its own
+// requestId, then Claim.LockOrder) and returns what gives both up.
+func holdLock(t *testing.T, st *store.Store, okey store.OrderKey) (unlock func()) {
+	t.Helper()
+	c := mustClaimValue(t, st, store.RequestKey{ClientID: okey.ClientID, RequestID: "lock-holder"}, bodyA)
+	if err := c.LockOrder(ctxFor(t), okey, longLease); err != nil {
+		c.Release()
+		t.Fatal(err)
+	}
+	return c.Release
 }
