@@ -163,11 +163,13 @@ func TestResendReturnsStoredOrder(t *testing.T) {
 	sdkVerifies(t, again, demoKeys(t).gatewayPublic)
 }
 
-// TestResendKeepsDistributeResultBytes: the stored order re-sent for the
-// current status carries the upstream's distributeResult exactly, with the
-// characters a JSON encoder likes to escape (& < >) left as they were.
+// TestResendKeepsDistributeResultBytes: the first answer and the stored
+// order re-sent for the current status carry the upstream's
+// distributeResult exactly: the characters a JSON encoder likes to escape
+// (& < >) and the whitespace it likes to drop (Python's json.dumps writes
+// ", " and ": ") left as they were.
 func TestResendKeepsDistributeResultBytes(t *testing.T) {
-	const dr = `[{"sceneCode":"PASS","extInfo":{"detailLink":"https://example.com/v?a=1&b=<2>","name":"券 & co"}}]`
+	const dr = "[{\"sceneCode\": \"PASS\", \"extInfo\": {\"detailLink\": \"https://example.com/v?a=1&b=<2>\",\n  \"name\": \"券 & co\"}}]"
 	up := newUpstream(t, jsonReply(http.StatusOK, `{"orderId":"ORD-AMP","distributeResult":`+dr+`}`))
 	in := gateway{upstream: up.addr()}.start(t)
 	o := newOrder()

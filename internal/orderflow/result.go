@@ -114,8 +114,9 @@ type EnvelopeResult struct {
 // The bytes are exactly what encoding/json makes of the Envelope with
 // HTML escaping off (TestBodyIsEncodingJSON and FuzzBody compare them):
 // fields in the struct's order, omitempty, strings escaped as
-// encoding/json escapes them, distributeResult compacted (json.Compact)
-// and, if it is not valid JSON, replaced by []. It is written by hand
+// encoding/json escapes them; distributeResult is the one exception: it is
+// the upstream's bytes unchanged (not compacted, not escaped), or [] when
+// it is not valid JSON in valid UTF-8. It is written by hand
 // because it is part of every answer, and the encoder's reflection and
 // buffers cost more than the rest of the envelope.
 func (o Outcome) Body() []byte {
@@ -143,23 +144,19 @@ func (o Outcome) Body() []byte {
 			b = appendJSONString(b, o.OrderStatus)
 		}
 		b = append(b, `,"distributeResult":`...)
-		b = appendCompactArray(b, o.DistributeResult)
+		b = appendRawArray(b, o.DistributeResult)
 	}
 	return append(b, '}')
 }
 
-// appendCompactArray appends raw as encoding/json writes a RawMessage with
-// HTML escaping off (json.Compact), or [] when raw is empty or not valid
-// JSON (the fallback of Body: it was validated when captured).
-func appendCompactArray(b []byte, raw json.RawMessage) []byte {
-	if len(raw) == 0 {
+// appendRawArray appends raw as it is, or [] when raw is empty, not valid
+// JSON or not valid UTF-8 (the fallback of Body: the upstream's reply was
+// checked when captured).
+func appendRawArray(b []byte, raw json.RawMessage) []byte {
+	if len(raw) == 0 || !json.Valid(raw) || !utf8.Valid(raw) {
 		return append(b, "[]"...)
 	}
-	buf := bytes.NewBuffer(b)
-	if err := json.Compact(buf, raw); err != nil {
-		return append(b, "[]"...)
-	}
-	return buf.Bytes()
+	return append(b, raw...)
 }
 
 // appendJSONString appends s as a JSON string exactly as encoding/json

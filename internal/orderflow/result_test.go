@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/caddy-alipay/ordersync/message"
 )
@@ -104,20 +105,28 @@ func bodyByEncodingJSON(o Outcome) []byte {
 	if o.Code == Success {
 		env.OrderID = o.OrderID
 		env.OrderStatus = o.OrderStatus
-		env.DistributeResult = o.DistributeResult
-		if len(env.DistributeResult) == 0 {
-			env.DistributeResult = json.RawMessage("[]")
-		}
+		// distributeResult is the exception: the upstream's bytes as they
+		// are, which encoding/json would compact. A placeholder stands in
+		// for it, the last field, and is replaced after encoding.
+		env.DistributeResult = json.RawMessage(`"distributeResult placeholder"`)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(env); err != nil {
-		env.DistributeResult = json.RawMessage("[]")
-		buf.Reset()
-		_ = enc.Encode(env)
+		panic(err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if o.Code == Success {
+		raw := []byte(o.DistributeResult)
+		if len(raw) == 0 || !json.Valid(raw) || !utf8.Valid(raw) {
+			raw = []byte("[]")
+		}
+		placeholder := []byte(`"distributeResult placeholder"`)
+		i := bytes.LastIndex(b, placeholder)
+		b = append(append(b[:i:i], raw...), b[i+len(placeholder):]...)
+	}
+	return b
 }
 
 // TestBodyIsEncodingJSON: the envelope is byte for byte what encoding/json

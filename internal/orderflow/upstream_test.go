@@ -23,7 +23,7 @@ func TestMapReply(t *testing.T) {
 		id   string
 		dist string
 	}{
-		{"alipay shape", plain, UpstreamReply{Status: 200, Body: []byte(`{"orderId":"O1","distributeResult":[ {"sceneCode":"PASS"} ]}`)}, Success, "O1", `[{"sceneCode":"PASS"}]`},
+		{"alipay shape", plain, UpstreamReply{Status: 200, Body: []byte(`{"orderId":"O1","distributeResult":[ {"sceneCode":"PASS"} ]}`)}, Success, "O1", `[ {"sceneCode":"PASS"} ]`},
 		{"flat shape", plain, UpstreamReply{Status: 201, Body: []byte(`{"orderId":"O2","benefitId":"B","detailLink":"L","sceneCode":"S"}`)}, Success, "O2", `[{"sceneCode":"S","extInfo":{"benefitId":"B","detailLink":"L"}}]`},
 		{"numeric orderId", plain, UpstreamReply{Status: 200, Body: []byte(`{"orderId":12345}`)}, Success, "12345", ""},
 		{"2xx without orderId", plain, UpstreamReply{Status: 200, Body: []byte(`{}`)}, UnknownException, "", ""},
