@@ -56,13 +56,26 @@ func repoRoot() string {
 // freePort returns a loopback port nobody listens on right now.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		// Caddy binds with SO_REUSEPORT, so two Caddys given the same port
+		// both start, and the kernel splits the connections between them
+		// (one test's requests reach another's admin endpoint: "404 page
+		// not found"). The kernel may hand a port it just freed out again
+		// before the first Caddy has bound it: never give one out twice.
+		if _, taken := portsGiven.LoadOrStore(port, true); !taken {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
+
+// portsGiven holds every port freePort has handed out in this process.
+var portsGiven sync.Map
 
 // instance is one running Caddy process.
 type instance struct {
