@@ -67,8 +67,10 @@ type PushHandler struct {
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.alipay_order_sync.stores inline_key=backend"`
 
 	// Wait is how long the legacy caller waits for AlipayHK's final answer
-	// before it gets 202 with the entry (default 10s).
-	Wait caddy.Duration `json:"wait,omitempty"`
+	// before it gets 202 with the entry (default 10s when absent). 0 answers
+	// 202 as soon as the order is queued, as request_time_window 0 turns
+	// its check off; hence a pointer, to tell 0 from absent.
+	Wait *caddy.Duration `json:"wait,omitempty"`
 	// AttemptTimeout bounds one HTTP attempt to AlipayHK (default 10s).
 	AttemptTimeout caddy.Duration `json:"attempt_timeout,omitempty"`
 	// RetryInitial and RetryMax bound the exponential backoff with full
@@ -183,7 +185,7 @@ func (p *PushHandler) Provision(ctx caddy.Context) error {
 		Signer:         signer,
 		AlipayKey:      alipayKey,
 		Path:           p.Path,
-		Wait:           time.Duration(p.Wait),
+		Wait:           time.Duration(p.wait()),
 		AttemptTimeout: time.Duration(p.AttemptTimeout),
 		RetryInitial:   time.Duration(p.RetryInitial),
 		RetryMax:       time.Duration(p.RetryMax),
@@ -423,6 +425,18 @@ func (p *PushHandler) Cleanup() error {
 	return err
 }
 
+// wait is Wait as outbox.Config takes it: 0 when absent (its default),
+// outbox.NoWait for 0.
+func (p *PushHandler) wait() caddy.Duration {
+	switch {
+	case p.Wait == nil:
+		return 0
+	case *p.Wait == 0:
+		return caddy.Duration(outbox.NoWait)
+	}
+	return *p.Wait
+}
+
 // Validate reports what Provision could not default.
 func (p *PushHandler) Validate() error {
 	if p.MaxBodySize < 0 {
@@ -431,7 +445,7 @@ func (p *PushHandler) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    caddy.Duration
-	}{{"wait", p.Wait}, {"attempt_timeout", p.AttemptTimeout}, {"retry_initial", p.RetryInitial}, {"retry_max", p.RetryMax}, {"max_age", p.MaxAge}} {
+	}{{"wait", p.wait()}, {"attempt_timeout", p.AttemptTimeout}, {"retry_initial", p.RetryInitial}, {"retry_max", p.RetryMax}, {"max_age", p.MaxAge}} {
 		if d.v < 0 {
 			return pushErr("%s: must not be negative", d.name)
 		}

@@ -37,7 +37,7 @@ func parsePushCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //	    scenario <name> { … }            # as in alipay_order_sync
 //	    store bbolt [<path>]
 //	    store redis { … }
-//	    wait <duration>
+//	    wait <duration>                 # 0: answer 202 once queued
 //	    attempt_timeout <duration>
 //	    retry_initial <duration>
 //	    retry_max <duration>
@@ -97,7 +97,7 @@ func (p *PushHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			cd := caddy.Duration(dur)
 			switch opt {
 			case "wait":
-				p.Wait = cd
+				p.Wait = &cd
 			case "attempt_timeout":
 				p.AttemptTimeout = cd
 			case "retry_initial":

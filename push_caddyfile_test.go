@@ -8,6 +8,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-alipay/ordersync/internal/outbox"
 )
 
 // TestPushCaddyfileEveryOption: every sub-directive lands in its JSON
@@ -58,8 +60,23 @@ func TestPushCaddyfileEveryOption(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if p.Wait != caddy.Duration(3*time.Second) {
+	if p.Wait == nil || *p.Wait != caddy.Duration(3*time.Second) || p.wait() != caddy.Duration(3*time.Second) {
 		t.Errorf("wait = %v", p.Wait)
+	}
+	// wait 0 is kept (no wait at all), apart from wait absent (the default).
+	for _, c := range []struct {
+		block string
+		json  string
+		wait  caddy.Duration
+	}{{"wait 0", `"wait":0`, caddy.Duration(outbox.NoWait)}, {"", "", 0}} {
+		var q PushHandler
+		if err := q.UnmarshalCaddyfile(caddyfile.NewTestDispenser("alipay_order_push {\n" + c.block + "\n}")); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(q)
+		if !strings.Contains(string(b), c.json) || (c.json == "" && strings.Contains(string(b), `"wait"`)) || q.wait() != c.wait {
+			t.Errorf("%q: JSON %s, wait() %v; want %s and %v", c.block, b, q.wait(), c.json, c.wait)
+		}
 	}
 
 	// The inline forms of the keys.

@@ -17,13 +17,16 @@ import (
 // Defaults of the alipay_order_push options. A zero Config field means its
 // default; the glue documents these numbers.
 const (
-	DefaultPath           = orderflow.SyncPath
-	DefaultWait           = 10 * time.Second
-	DefaultAttemptTimeout = 10 * time.Second
-	DefaultRetryInitial   = time.Second
-	DefaultRetryMax       = 5 * time.Minute
-	DefaultMaxAge         = 24 * time.Hour
-	DefaultMaxBodySize    = orderflow.DefaultMaxBodySize
+	DefaultPath = orderflow.SyncPath
+	DefaultWait = 10 * time.Second
+	// NoWait as Config.Wait answers as soon as the order is queued (the
+	// Caddyfile's wait 0; a zero Config.Wait is the default).
+	NoWait                time.Duration = -1
+	DefaultAttemptTimeout               = 10 * time.Second
+	DefaultRetryInitial                 = time.Second
+	DefaultRetryMax                     = 5 * time.Minute
+	DefaultMaxAge                       = 24 * time.Hour
+	DefaultMaxBodySize                  = orderflow.DefaultMaxBodySize
 )
 
 // MinWebhookSecretLen is the shortest callback secret accepted, in bytes
@@ -48,7 +51,8 @@ type Config struct {
 	// (path); "" is DefaultPath.
 	Path string
 
-	// Wait bounds how long Submit waits for a final state (wait).
+	// Wait bounds how long Submit waits for a final state (wait): 0 is
+	// DefaultWait, NoWait answers as soon as the order is queued.
 	Wait time.Duration
 	// AttemptTimeout bounds one HTTP attempt (attempt_timeout).
 	AttemptTimeout time.Duration
@@ -134,12 +138,19 @@ func (c Config) withDefaults() (Config, error) {
 	if !strings.HasPrefix(c.Path, "/") || strings.ContainsAny(c.Path, "?# \t\r\n") {
 		return c, errors.New("path: must start with / and have no query, fragment or whitespace")
 	}
+	switch {
+	case c.Wait == NoWait:
+		c.Wait = 0
+	case c.Wait < 0:
+		return c, errors.New("wait: must not be negative")
+	case c.Wait == 0:
+		c.Wait = DefaultWait
+	}
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"wait", &c.Wait, DefaultWait},
 		{"attempt_timeout", &c.AttemptTimeout, DefaultAttemptTimeout},
 		{"retry_initial", &c.RetryInitial, DefaultRetryInitial},
 		{"retry_max", &c.RetryMax, DefaultRetryMax},

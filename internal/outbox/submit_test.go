@@ -305,6 +305,35 @@ func TestSubmitPreferWaitShortensTheWait(t *testing.T) {
 	}
 }
 
+// wait 0 (Config.Wait NoWait) answers 202 as soon as the order is queued,
+// and the order is still delivered; a zero Config.Wait is the default.
+func TestSubmitNoWaitAnswersOnceQueued(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withConfig(func(c *Config) { c.Wait = NoWait }))
+	hold := make(chan struct{})
+	e.alipay.answer(func(a Attempt, nth int) action {
+		return func(ctx context.Context, f *fakeAlipay, a Attempt) (Reply, error) {
+			select {
+			case <-hold:
+			case <-ctx.Done():
+			}
+			return replyS(ctx, f, a)
+		}
+	})
+	o := newOrder()
+	r := e.post(o.bytes())
+	close(hold)
+	expectQueued(t, r, o.id())
+	if r.Header.Get("Preference-Applied") != "" {
+		t.Errorf("wait 0 answered as if respond-async was asked: %s", r)
+	}
+	e.await(o.id(), store.EntrySucceeded)
+
+	if e.svc.cfg.Wait != 0 {
+		t.Errorf("Config.Wait NoWait normalized to %v, want 0", e.svc.cfg.Wait)
+	}
+}
+
 // The store failing before the entry is durable is 503 with the
 // UNKNOWN_EXCEPTION envelope, and nothing is queued.
 func TestSubmitStoreDownIs503(t *testing.T) {
