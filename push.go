@@ -442,10 +442,17 @@ func (p *PushHandler) Validate() error {
 	if p.MaxBodySize < 0 {
 		return errors.New("max_body_size must be positive")
 	}
+	// The raw wait, not p.wait(): wait 0 is outbox.NoWait, a negative
+	// value standing for "no wait", which only a negative wait given in
+	// JSON must fail.
+	var wait caddy.Duration
+	if p.Wait != nil {
+		wait = *p.Wait
+	}
 	for _, d := range []struct {
 		name string
 		v    caddy.Duration
-	}{{"wait", p.wait()}, {"attempt_timeout", p.AttemptTimeout}, {"retry_initial", p.RetryInitial}, {"retry_max", p.RetryMax}, {"max_age", p.MaxAge}} {
+	}{{"wait", wait}, {"attempt_timeout", p.AttemptTimeout}, {"retry_initial", p.RetryInitial}, {"retry_max", p.RetryMax}, {"max_age", p.MaxAge}} {
 		if d.v < 0 {
 			return pushErr("%s: must not be negative", d.name)
 		}

@@ -77,6 +77,13 @@ func TestPushCaddyfileEveryOption(t *testing.T) {
 		if !strings.Contains(string(b), c.json) || (c.json == "" && strings.Contains(string(b), `"wait"`)) || q.wait() != c.wait {
 			t.Errorf("%q: JSON %s, wait() %v; want %s and %v", c.block, b, q.wait(), c.json, c.wait)
 		}
+		if err := q.Validate(); err != nil {
+			t.Errorf("%q: Validate: %v", c.block, err)
+		}
+	}
+	negative := caddy.Duration(-time.Second)
+	if err := (&PushHandler{Wait: &negative}).Validate(); err == nil || !strings.Contains(err.Error(), "wait") {
+		t.Errorf(`"wait": -1s validated: %v`, err)
 	}
 
 	// The inline forms of the keys.
