@@ -131,34 +131,28 @@ func (PushHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// pushErr is a configuration error of alipay_order_push. It does not name
-// the module: Caddy does ("provision http.handlers.alipay_order_push: …").
-func pushErr(format string, args ...any) error {
-	return fmt.Errorf(format, args...)
-}
-
 // loadSecret reads a key (or secret) given inline, with {env.*} and
 // {file.*} resolved, or from a file. The errors name the option, and the
 // file for a file, never the value.
 func loadSecret(repl *caddy.Replacer, inlineOpt, inline, fileOpt, file string) ([]byte, string, error) {
 	switch {
 	case inline != "" && file != "":
-		return nil, "", pushErr("give %s or %s, not both", inlineOpt, fileOpt)
+		return nil, "", fmt.Errorf("give %s or %s, not both", inlineOpt, fileOpt)
 	case inline != "":
 		v, err := repl.ReplaceOrErr(inline, true, true)
 		if err != nil {
-			return nil, "", pushErr("%s: %v", inlineOpt, err)
+			return nil, "", fmt.Errorf("%s: %v", inlineOpt, err)
 		}
 		return []byte(v), inlineOpt, nil
 	case file != "":
 		path := repl.ReplaceKnown(file, "")
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, "", pushErr("%s: %v", fileOpt, err)
+			return nil, "", fmt.Errorf("%s: %v", fileOpt, err)
 		}
 		return b, fileOpt + " " + path, nil
 	}
-	return nil, "", pushErr("%s is required", fileOpt)
+	return nil, "", fmt.Errorf("%s is required", fileOpt)
 }
 
 // Provision loads the keys, the scenarios and the store module, and checks
@@ -177,7 +171,7 @@ func (p *PushHandler) Provision(ctx caddy.Context) error {
 	}
 	catalog, err := scenario.New(p.Scenarios)
 	if err != nil {
-		return pushErr("%v", err)
+		return err
 	}
 	p.cfg = outbox.Config{
 		ClientID:       p.ClientID,
@@ -195,20 +189,20 @@ func (p *PushHandler) Provision(ctx caddy.Context) error {
 	}
 	if p.Callback != nil {
 		if p.Callback.Secret == "" {
-			return pushErr("callback: secret is required (Standard Webhooks signing)")
+			return fmt.Errorf("callback: secret is required (Standard Webhooks signing)")
 		}
 		secret, err := repl.ReplaceOrErr(p.Callback.Secret, true, true)
 		if err != nil {
-			return pushErr("callback secret: %v", err)
+			return fmt.Errorf("callback secret: %v", err)
 		}
 		key, err := outbox.ParseWebhookSecret(secret)
 		if err != nil {
-			return pushErr("%v", err)
+			return err
 		}
 		p.cfg.Callback = &outbox.Callback{URL: p.Callback.URL, Secret: key}
 	}
 	if err := p.cfg.Check(); err != nil {
-		return pushErr("%v", err)
+		return err
 	}
 	if p.cfg.MaxBodySize == 0 {
 		p.cfg.MaxBodySize = outbox.DefaultMaxBodySize
@@ -216,14 +210,14 @@ func (p *PushHandler) Provision(ctx caddy.Context) error {
 
 	m, err := registerPushMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
-		return pushErr("registering metrics: %v", err)
+		return fmt.Errorf("registering metrics: %v", err)
 	}
 	p.metrics = m
 	if err := p.provisionStore(ctx); err != nil {
 		return err
 	}
 	if err := addDelivery(ctx, p.poolKey, p.start); err != nil {
-		return pushErr("client_id %s: %v", p.cfg.ClientID, err)
+		return fmt.Errorf("client_id %s: %v", p.cfg.ClientID, err)
 	}
 	return nil
 }
@@ -239,7 +233,7 @@ func (p *PushHandler) provisionKeys(repl *caddy.Replacer) (*signature.Signer, *s
 	// still sign an attempt with it until the next generation takes over.
 	signer, err := signature.LoadSigner(data)
 	if err != nil {
-		return nil, nil, pushErr("%s: %v", what, err)
+		return nil, nil, fmt.Errorf("%s: %v", what, err)
 	}
 	data, what, err = loadSecret(repl, "alipay_public_key", p.AlipayPublicKey, "alipay_public_key_file", p.AlipayPublicKeyFile)
 	if err != nil {
@@ -247,7 +241,7 @@ func (p *PushHandler) provisionKeys(repl *caddy.Replacer) (*signature.Signer, *s
 	}
 	key, err := signature.LoadPublicKey(data)
 	if err != nil {
-		return nil, nil, pushErr("%s: %v", what, err)
+		return nil, nil, fmt.Errorf("%s: %v", what, err)
 	}
 	return signer, key, nil
 }
@@ -259,16 +253,16 @@ func (p *PushHandler) provisionStore(ctx caddy.Context) error {
 	}
 	mod, err := ctx.LoadModule(p, "StoreRaw")
 	if err != nil {
-		return pushErr("store: %v", err)
+		return fmt.Errorf("store: %v", err)
 	}
 	backend, ok := mod.(store.OutboxBackend)
 	if !ok {
-		return pushErr("store: module %T has no outbox", mod)
+		return fmt.Errorf("store: module %T has no outbox", mod)
 	}
 	// It opens when Caddy starts the config, not while it is validated;
 	// delivery starts after it.
 	if err := addStore(ctx, mod); err != nil {
-		return pushErr("store: %v", err)
+		return fmt.Errorf("store: %v", err)
 	}
 	p.backend = backend
 	// The store's identity: the same file or Redis keyspace gives the same
@@ -295,16 +289,16 @@ func (p *PushHandler) start() error {
 		return nil
 	}
 	if l.cleaned {
-		return pushErr("this configuration was unloaded")
+		return fmt.Errorf("this configuration was unloaded")
 	}
 	appVal, err := p.ctx.App("http")
 	if err != nil {
-		return pushErr("%v", err)
+		return err
 	}
 	httpApp := appVal.(*caddyhttp.App)
 	chain, srv, err := routeAfter(httpApp, p)
 	if err != nil {
-		return pushErr("%v", err)
+		return err
 	}
 	gen := &pushGeneration{
 		config:  httpApp,
@@ -326,18 +320,18 @@ func (p *PushHandler) start() error {
 		return fresh, nil
 	})
 	if err != nil {
-		return pushErr("%v", err)
+		return err
 	}
 	shared := val.(*sharedRunner)
 	if err := shared.join(gen); err != nil {
 		_, _ = pushRunners.Delete(p.poolKey)
-		return pushErr("%v", err)
+		return err
 	}
 	svc, err := outbox.NewService(p.cfg, shared.runner)
 	if err != nil {
 		shared.leave(gen)
 		_, _ = pushRunners.Delete(p.poolKey)
-		return pushErr("%v", err)
+		return err
 	}
 	if fresh != nil {
 		addActiveRunner(fresh)
@@ -454,7 +448,7 @@ func (p *PushHandler) Validate() error {
 		v    caddy.Duration
 	}{{"wait", wait}, {"attempt_timeout", p.AttemptTimeout}, {"retry_initial", p.RetryInitial}, {"retry_max", p.RetryMax}, {"max_age", p.MaxAge}} {
 		if d.v < 0 {
-			return pushErr("%s: must not be negative", d.name)
+			return fmt.Errorf("%s: must not be negative", d.name)
 		}
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -141,9 +140,8 @@ func (s *routeSender) Send(ctx context.Context, a outbox.Attempt) (outbox.Reply,
 	// The gateway itself is the client: reverse_proxy's X-Forwarded-For
 	// says loopback.
 	r.RemoteAddr = "127.0.0.1:0"
-	body := a.Body
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	r.ContentLength = int64(len(body))
+	// ContentLength and GetBody: set by NewRequestWithContext for a
+	// bytes.Reader.
 	rec := &captureWriter{header: make(http.Header)}
 	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), rec, s.server)
 	up := serveCaptured(ctx, s.chain, r, time.Time{})

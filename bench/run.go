@@ -429,10 +429,12 @@ func (r *runner) window(ctx context.Context, round int, p, q *Path, rate float64
 	}
 	m.PeakRSSKiB, _ = peakRSS(caddy.pid())
 	used, cpuErr := cpu.used()
+	// Read with used, before the profile is written: its tail is not
+	// the window's other CPU.
+	busy1, busyErr1 := busyCPU()
 	if err := <-profiled; err != nil {
 		r.logf("  CPU profile: %v", err)
 	}
-	busy1, busyErr1 := busyCPU()
 	calls1, callsErr1 := r.up.calls()
 
 	m.Requests, m.Errors, m.ErrorSample = out.ok, out.errorCount(), out.sample

@@ -148,35 +148,40 @@ func (s *Store) claimOrder(ctx context.Context, rkey RequestKey, hash BodyHash, 
 // in the same step where the backend can (then unlocked is true). It uses
 // only what it captures now, never c (see Claim.write).
 func (c *Claim) finishOp(reply Reply, ttl time.Duration) func(context.Context) (unlocked bool, err error) {
-	b, key, token := c.s.b, c.key, c.token
-	okey, lockToken, locked := c.okey, c.lockToken, c.locked
-	return func(ctx context.Context) (bool, error) {
-		if locked {
-			if uw, ok := b.(UnlockingWriter); ok {
-				err := uw.FinishUnlock(ctx, key, token, reply, ttl, okey, lockToken)
-				if !errors.Is(err, errors.ErrUnsupported) {
-					return err == nil, err
-				}
-			}
-		}
-		return false, b.Finish(ctx, key, token, reply, ttl)
-	}
+	b, key, token, okey, lockToken := c.s.b, c.key, c.token, c.okey, c.lockToken
+	return c.finalOp(
+		func(ctx context.Context, uw UnlockingWriter) error {
+			return uw.FinishUnlock(ctx, key, token, reply, ttl, okey, lockToken)
+		},
+		func(ctx context.Context) error { return b.Finish(ctx, key, token, reply, ttl) })
 }
 
 // commitOp is finishOp for CommitSuccess.
 func (c *Claim) commitOp(change OrderChange, reply Reply, ttl time.Duration) func(context.Context) (unlocked bool, err error) {
-	b, key, token := c.s.b, c.key, c.token
-	lockToken, locked := c.lockToken, c.locked
+	b, key, token, lockToken := c.s.b, c.key, c.token, c.lockToken
+	return c.finalOp(
+		func(ctx context.Context, uw UnlockingWriter) error {
+			return uw.CommitSuccessUnlock(ctx, change.Key, change.Prev, change.Next, key, token, reply, ttl, lockToken)
+		},
+		func(ctx context.Context) error {
+			return b.CommitSuccess(ctx, change.Key, change.Prev, change.Next, key, token, reply, ttl)
+		})
+}
+
+// finalOp is the shape of finishOp and commitOp: the write that also
+// unlocks, where c holds a lock and the backend has it, else the plain
+// write (the lock is then given up afterwards, by the caller).
+func (c *Claim) finalOp(unlocking func(context.Context, UnlockingWriter) error, plain func(context.Context) error) func(context.Context) (unlocked bool, err error) {
+	uw, ok := c.s.b.(UnlockingWriter)
+	ok = ok && c.locked
 	return func(ctx context.Context) (bool, error) {
-		if locked {
-			if uw, ok := b.(UnlockingWriter); ok {
-				err := uw.CommitSuccessUnlock(ctx, change.Key, change.Prev, change.Next, key, token, reply, ttl, lockToken)
-				if !errors.Is(err, errors.ErrUnsupported) {
-					return err == nil, err
-				}
+		if ok {
+			err := unlocking(ctx, uw)
+			if !errors.Is(err, errors.ErrUnsupported) {
+				return err == nil, err
 			}
 		}
-		return false, b.CommitSuccess(ctx, change.Key, change.Prev, change.Next, key, token, reply, ttl)
+		return false, plain(ctx)
 	}
 }
 

@@ -158,7 +158,7 @@ func Open(opts Options) (*Backend, error) {
 		bolt:  bdb,
 		path:  path,
 		log:   opts.Logger,
-		group: committer{db: bdb, delay: max(opts.BatchDelay, 0), maxBatch: DefaultMaxBatch},
+		group: committer{db: bdb, delay: opts.BatchDelay},
 		stop:  make(chan struct{}),
 	}
 	if opts.SweepInterval > 0 {

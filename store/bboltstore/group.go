@@ -10,10 +10,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// DefaultMaxBatch bounds the writes that share one transaction, so that
+// maxBatch bounds the writes that share one transaction, so that
 // one commit never holds the writes behind it for long. It is bbolt's own
 // default for Batch.
-const DefaultMaxBatch = 1000
+const maxBatch = 1000
 
 // committer is group commit: it runs concurrent writes in shared
 // transactions, so that many writes pay for one commit (its page writes
@@ -46,9 +46,8 @@ const DefaultMaxBatch = 1000
 // together. Functions must therefore report only through their return
 // value or state they reset on every run.
 type committer struct {
-	db       *bolt.DB
-	delay    time.Duration
-	maxBatch int
+	db    *bolt.DB
+	delay time.Duration
 
 	mu      sync.Mutex
 	queue   []*pending
@@ -95,7 +94,7 @@ func (c *committer) write(fn func(*bolt.Tx) error) error {
 		c.gather()
 	}
 	c.mu.Lock()
-	n := min(len(c.queue), c.maxBatch)
+	n := min(len(c.queue), maxBatch)
 	batch := c.queue[:n:n]
 	c.queue = c.queue[n:]
 	c.mu.Unlock()
@@ -139,7 +138,7 @@ func (c *committer) gather() {
 		c.mu.Lock()
 		m := len(c.queue)
 		c.mu.Unlock()
-		if m == n || m >= c.maxBatch || time.Now().After(deadline) {
+		if m == n || m >= maxBatch || time.Now().After(deadline) {
 			return
 		}
 		n = m
