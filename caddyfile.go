@@ -109,15 +109,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.ClaimLease = caddy.Duration(dur)
 		case "max_body_size":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
+			size, err := sizeArg(d)
+			if err != nil {
+				return err
 			}
-			size, err := humanize.ParseBytes(s)
-			if err != nil || size == 0 {
-				return d.Errf("max_body_size: %q is not a size like 64KiB", s)
-			}
-			h.MaxBodySize = int64(size)
+			h.MaxBodySize = size
 		case "sign_responses":
 			sc, err := unmarshalSign(d)
 			if err != nil {
@@ -173,6 +169,21 @@ func unmarshalStore(d *caddyfile.Dispenser, prev json.RawMessage) (json.RawMessa
 		return nil, err
 	}
 	return caddyconfig.JSONModuleObject(unm, "backend", name, nil), nil
+}
+
+// sizeArg reads the one size argument of the option at d (64KiB, 1MB…),
+// which must not be 0.
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	name := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	size, err := humanize.ParseBytes(s)
+	if err != nil || size == 0 {
+		return 0, d.Errf("%s: %q is not a size like 64KiB", name, s)
+	}
+	return int64(size), nil
 }
 
 func durationArg(d *caddyfile.Dispenser) (time.Duration, error) {

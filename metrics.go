@@ -72,15 +72,24 @@ func registerMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return sharedMetrics, nil
 	}
-	for _, c := range sharedMetrics.collectors() {
+	if err := registerCollectors(reg, sharedMetrics.collectors()); err != nil {
+		return nil, err
+	}
+	return sharedMetrics, nil
+}
+
+// registerCollectors registers cs into reg, each once: a collector that is
+// already there (a second handler of the same config) is fine.
+func registerCollectors(reg prometheus.Registerer, cs []prometheus.Collector) error {
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return sharedMetrics, nil
+	return nil
 }
 
 // observe counts the answer in the metrics and writes its log line.

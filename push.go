@@ -16,7 +16,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/internal/outbox"
 	"github.com/caddy-alipay/ordersync/scenario"
 	"github.com/caddy-alipay/ordersync/signature"
@@ -363,7 +362,8 @@ func (p *PushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 	var resp outbox.Response
 	switch {
 	case svc == nil:
-		resp = pushUnavailable()
+		// This generation could not start (its log says why).
+		resp = outbox.Unavailable("service: egress delivery is not running; retry later")
 	case r.Method == http.MethodGet:
 		resp = svc.Lookup(r.Context(), r.URL.Query().Get("requestId"))
 	default:
@@ -381,22 +381,6 @@ func (p *PushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 	_, _ = w.Write(resp.Body)
 	p.observe(r, resp, time.Since(began))
 	return nil
-}
-
-// pushUnavailable is the answer when this generation could not start (its
-// log says why): nothing was queued.
-func pushUnavailable() outbox.Response {
-	body := orderflow.Outcome{Code: orderflow.UnknownException, Message: "service: egress delivery is not running; retry later"}.Body()
-	return outbox.Response{
-		Status: http.StatusServiceUnavailable,
-		Header: http.Header{
-			"Content-Type":         {"application/json; charset=UTF-8"},
-			outbox.HeaderDecidedBy: {outbox.DecidedByGateway},
-		},
-		Body:   body,
-		Code:   orderflow.UnknownException,
-		Reason: outbox.ReasonStore,
-	}
 }
 
 // Cleanup lets go of the shared runner: the last generation to do so stops

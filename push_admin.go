@@ -9,13 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-alipay/ordersync/internal/adminapi"
 	"github.com/caddy-alipay/ordersync/internal/outbox"
-	"github.com/caddy-alipay/ordersync/signature"
 	"github.com/caddy-alipay/ordersync/store"
 )
 
@@ -177,7 +175,7 @@ func (a *PushAdminAPI) lane(w http.ResponseWriter, ctx context.Context, clientID
 		view.Accepted = &adminapi.PushAcceptedView{
 			Scenario: acc.Scenario, OrderStatus: acc.Status, OrderModifyTime: acc.ModifyTime,
 			OrderID: acc.OrderID, DistributeResult: acc.DistributeResult, RequestID: acc.RequestID,
-			UpdatedAt: formatAdminTime(acc.UpdatedAt),
+			UpdatedAt: outbox.FormatTime(acc.UpdatedAt),
 		}
 	}
 	for _, e := range lane.Queued {
@@ -269,25 +267,18 @@ func changedText(action outbox.OperatorAction, before, after *store.Entry) strin
 	return string(action)
 }
 
-func formatAdminTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return signature.FormatTime(t)
-}
-
 // pushEntryView is the admin view of an entry: never its body.
 func pushEntryView(e *store.Entry) adminapi.PushEntryView {
 	v := adminapi.PushEntryView{
 		ClientID: e.ClientID, RequestID: e.RequestID, MerchantBizNo: e.MerchantBizNo,
 		Scenario: e.Scenario, OrderStatus: e.OrderStatus, OrderModifyTime: e.OrderModifyTime,
 		State: string(e.State), Attempts: e.Attempts,
-		CreatedAt: formatAdminTime(e.CreatedAt), QueuedAt: formatAdminTime(e.QueuedAt),
-		UpdatedAt: formatAdminTime(e.UpdatedAt), LastError: e.LastError,
-		ExpiresAt: formatAdminTime(e.ExpiresAt),
+		CreatedAt: outbox.FormatTime(e.CreatedAt), QueuedAt: outbox.FormatTime(e.QueuedAt),
+		UpdatedAt: outbox.FormatTime(e.UpdatedAt), LastError: e.LastError,
+		ExpiresAt: outbox.FormatTime(e.ExpiresAt),
 	}
 	if e.State == store.EntryQueued {
-		v.NextAttemptAt = formatAdminTime(e.NextAttemptAt)
+		v.NextAttemptAt = outbox.FormatTime(e.NextAttemptAt)
 	}
 	if e.Reply != nil {
 		v.Reply = outbox.View(e).Reply
@@ -295,7 +286,7 @@ func pushEntryView(e *store.Entry) adminapi.PushEntryView {
 	if cb := e.Callback; cb.WebhookID != "" {
 		v.Callback = &adminapi.PushCallbackView{
 			Pending: cb.Pending, WebhookID: cb.WebhookID, Attempts: cb.Attempts,
-			NextAttemptAt: formatAdminTime(cb.NextAttemptAt), LastError: cb.LastError,
+			NextAttemptAt: outbox.FormatTime(cb.NextAttemptAt), LastError: cb.LastError,
 		}
 		if !cb.Pending {
 			v.Callback.NextAttemptAt = ""

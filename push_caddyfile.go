@@ -5,7 +5,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-alipay/ordersync/signature"
 )
@@ -108,15 +107,11 @@ func (p *PushHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				p.MaxAge = cd
 			}
 		case "max_body_size":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
+			size, err := sizeArg(d)
+			if err != nil {
+				return err
 			}
-			size, err := humanize.ParseBytes(s)
-			if err != nil || size == 0 {
-				return d.Errf("max_body_size: %q is not a size like 64KiB", s)
-			}
-			p.MaxBodySize = int64(size)
+			p.MaxBodySize = size
 		case "scenario":
 			sc, err := unmarshalScenario(d)
 			if err != nil {

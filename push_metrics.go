@@ -1,7 +1,6 @@
 package ordersync
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -85,13 +84,8 @@ func registerPushMetrics(reg prometheus.Registerer) (*pushMetrics, error) {
 	if reg == nil {
 		return sharedPushMetrics, nil
 	}
-	for _, c := range sharedPushMetrics.collectors() {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-		}
+	if err := registerCollectors(reg, sharedPushMetrics.collectors()); err != nil {
+		return nil, err
 	}
 	return sharedPushMetrics, nil
 }

@@ -3,7 +3,6 @@ package outbox
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -72,7 +71,7 @@ func judge(cfg *Config, rep Reply, sendErr error, timedOut bool) judgement {
 	case sendErr != nil && timedOut:
 		return judgement{Outcome: OutcomeTimeout, Error: "timeout: no reply within attempt_timeout (" + cfg.AttemptTimeout.String() + ")"}
 	case sendErr != nil:
-		return judgement{Outcome: OutcomeTransport, Error: "transport: " + message.Truncate(oneLine(sendErr.Error()), maxQuoted)}
+		return judgement{Outcome: OutcomeTransport, Error: "transport: " + quote(sendErr.Error())}
 	case rep.Status != http.StatusOK:
 		return judgement{Outcome: OutcomeHTTPStatus, Error: "HTTP " + strconv.Itoa(rep.Status)}
 	}
@@ -168,6 +167,3 @@ func oneLine(s string) string {
 		return r
 	}, s)
 }
-
-// errAborted is the cause of an attempt cut off by Stop or a lost lease.
-var errAborted = errors.New("attempt aborted")

@@ -35,10 +35,7 @@ func checkLane(sc *scenario.Scenario, lane *store.Lane, status string, modifyTim
 	if a := lane.Accepted; a != nil && a.Scenario != name {
 		return scenarioChanged(a.Scenario)
 	}
-	var state *statemachine.State
-	if a := lane.Accepted; a != nil {
-		state = &statemachine.State{Status: a.Status, ModifyTime: a.ModifyTime}
-	}
+	state := acceptedState(lane.Accepted)
 	var last *store.Entry
 	for _, q := range lane.Queued {
 		if q.Scenario != name {

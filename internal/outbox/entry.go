@@ -38,12 +38,12 @@ func View(e *store.Entry) EntryView {
 		OrderStatus:   e.OrderStatus,
 		State:         e.State,
 		Attempts:      e.Attempts,
-		CreatedAt:     formatTime(e.CreatedAt),
-		UpdatedAt:     formatTime(e.UpdatedAt),
+		CreatedAt:     FormatTime(e.CreatedAt),
+		UpdatedAt:     FormatTime(e.UpdatedAt),
 		LastError:     e.LastError,
 	}
 	if e.State == store.EntryQueued {
-		next := formatTime(e.NextAttemptAt)
+		next := FormatTime(e.NextAttemptAt)
 		v.NextAttemptAt = &next
 	}
 	if e.Reply != nil && json.Valid(e.Reply.Body) {
@@ -71,9 +71,10 @@ func (v EntryView) JSON() []byte {
 // EntryJSON is View(e).JSON().
 func EntryJSON(e *store.Entry) []byte { return View(e).JSON() }
 
-// formatTime writes an entry's time as the gateway writes every time
-// (message.TimeLayout: RFC 3339, UTC, three fractional digits).
-func formatTime(t time.Time) string {
+// FormatTime writes an entry's time as the gateway writes every time
+// (message.TimeLayout: RFC 3339, UTC, three fractional digits), and the
+// zero time as "" (not yet, or no longer).
+func FormatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}

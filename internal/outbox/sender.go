@@ -12,17 +12,13 @@ import (
 // Send must honour ctx (the attempt_timeout): return when it ends. It
 // returns the reply as received, or an error when there is none: the
 // connection failed, ctx ended, or the body was cut short, could not be
-// read, or is longer than MaxReplyBody (a reply must never be judged on
-// part of its body). Every error counts as a retryable attempt; its text
+// read, or is longer than the Sender reads (an order-sync reply is a small
+// envelope; a reply must never be judged on part of its body). Every error counts as a retryable attempt; its text
 // goes into the entry's lastError and the attempt's log line, so it must not
 // contain the body or any key.
 type Sender interface {
 	Send(ctx context.Context, a Attempt) (Reply, error)
 }
-
-// MaxReplyBody bounds the body of AlipayHK's reply the Sender reads. An
-// order-sync reply is a small envelope; anything longer is not one.
-const MaxReplyBody = 1 << 20
 
 // Attempt is one HTTP attempt: POST Path with Header and Body.
 type Attempt struct {

@@ -403,6 +403,10 @@ func refuse(id ids, code orderflow.Code, reason Reason, msg string) Response {
 	return answer(id, http.StatusOK, DecidedByGateway, code, reason, orderflow.Outcome{Code: code, Message: msg}.Body())
 }
 
+// Unavailable is 503 with the UNKNOWN_EXCEPTION envelope saying msg, for
+// a POST that reached no Service (nothing was queued).
+func Unavailable(msg string) Response { return unavailable(ids{}, msg) }
+
 // unavailable is 503 with the UNKNOWN_EXCEPTION envelope: nothing queued.
 func unavailable(id ids, msg string) Response {
 	code := orderflow.UnknownException
