@@ -70,6 +70,17 @@ type State struct {
 	ModifyTime int64
 }
 
+// Applied is the state after an accepted change to status at modifyTime.
+// An update without an orderModifyTime (0) keeps the last known one, so
+// that the staleness check still holds after it.
+func Applied(state *State, status string, modifyTime int64) *State {
+	next := &State{Status: status, ModifyTime: modifyTime}
+	if modifyTime == 0 && state != nil {
+		next.ModifyTime = state.ModifyTime
+	}
+	return next
+}
+
 // Verdict is the outcome of Decide.
 type Verdict int
 

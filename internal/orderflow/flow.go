@@ -117,7 +117,7 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 			a.Rejection = ReasonScenarioChanged
 			return f.finish(ctx, answerBy, &a, req, claim, Outcome{Code: OrderStatusInvalid, Message: "merchantBizNo: order belongs to scenario " + prev.Scenario}, ReasonScenarioChanged)
 		}
-		current = &statemachine.State{Status: prev.Status, ModifyTime: prev.ModifyTime}
+		current = OrderState(prev)
 	}
 	decision := sc.Machine().Decide(current, r.OrderStatus, r.ModifyTimeMillis())
 	switch decision.Verdict {
@@ -151,17 +151,22 @@ func (f *Flow) Serve(ctx context.Context, req *Request, fw Forwarder) Answer {
 	next := store.Order{
 		Scenario:         sc.Name(),
 		Status:           r.OrderStatus,
-		ModifyTime:       r.ModifyTimeMillis(),
+		ModifyTime:       statemachine.Applied(OrderState(prev), r.OrderStatus, r.ModifyTimeMillis()).ModifyTime,
 		OrderID:          o.OrderID,
 		DistributeResult: o.DistributeResult,
 		RequestID:        r.RequestID,
 		UpdatedAt:        time.Now().UTC(),
 	}
-	if next.ModifyTime == 0 && prev != nil {
-		next.ModifyTime = prev.ModifyTime
-	}
 	// 9. The reply, once the change is durable.
 	return f.commit(ctx, answerBy, &a, req, claim, store.OrderChange{Key: okey, Prev: prev, Next: next}, o, reason)
+}
+
+// OrderState is the state machine's view of a stored order (nil: none).
+func OrderState(o *store.Order) *statemachine.State {
+	if o == nil {
+		return nil
+	}
+	return &statemachine.State{Status: o.Status, ModifyTime: o.ModifyTime}
 }
 
 // replayed answers a request whose exact bytes were answered before with

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/scenario"
 	"github.com/caddy-alipay/ordersync/statemachine"
 	"github.com/caddy-alipay/ordersync/store"
@@ -35,13 +36,13 @@ func checkLane(sc *scenario.Scenario, lane *store.Lane, status string, modifyTim
 	if a := lane.Accepted; a != nil && a.Scenario != name {
 		return scenarioChanged(a.Scenario)
 	}
-	state := acceptedState(lane.Accepted)
+	state := orderflow.OrderState(lane.Accepted)
 	var last *store.Entry
 	for _, q := range lane.Queued {
 		if q.Scenario != name {
 			return scenarioChanged(q.Scenario)
 		}
-		state = applied(state, q.OrderStatus, q.OrderModifyTime)
+		state = statemachine.Applied(state, q.OrderStatus, q.OrderModifyTime)
 		last = q
 	}
 	d := sc.Machine().Decide(state, status, modifyTime)
@@ -58,16 +59,4 @@ func scenarioChanged(other string) laneCheck {
 		Reason:  "merchantBizNo: order belongs to scenario " + other,
 		Label:   ReasonScenarioChanged,
 	}
-}
-
-// applied is state after an accepted change to status at modifyTime. An
-// update without an orderModifyTime keeps the last known one, so that the
-// staleness check still holds after it (ingress stores 0 then; the outbox
-// is stricter because its queue is judged ahead of AlipayHK's answers).
-func applied(state *statemachine.State, status string, modifyTime int64) *statemachine.State {
-	next := &statemachine.State{Status: status, ModifyTime: modifyTime}
-	if modifyTime == 0 && state != nil {
-		next.ModifyTime = state.ModifyTime
-	}
-	return next
 }

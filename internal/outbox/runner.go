@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-alipay/ordersync/internal/orderflow"
 	"github.com/caddy-alipay/ordersync/statemachine"
 	"github.com/caddy-alipay/ordersync/store"
 )
@@ -535,7 +536,7 @@ func (r *Runner) attempt(ctx context.Context, lease *store.LaneLease, l *store.L
 			c.State = store.EntryFailed
 			c.LastError = "AlipayHK: " + quote(j.ResultCode) + " (F)"
 		} else {
-			acc := applied(acceptedState(l.Accepted), head.OrderStatus, head.OrderModifyTime)
+			acc := statemachine.Applied(orderflow.OrderState(l.Accepted), head.OrderStatus, head.OrderModifyTime)
 			c.Accepted = &store.Order{
 				Scenario:         head.Scenario,
 				Status:           acc.Status,
@@ -565,14 +566,6 @@ func (r *Runner) attempt(ctx context.Context, lease *store.LaneLease, l *store.L
 	}
 	r.obs.Attempt(r.attemptEvent(head, number, j.Outcome, j, rep, nil, latency, next))
 	return false
-}
-
-// acceptedState is the state machine's view of a lane's accepted state.
-func acceptedState(a *store.Order) *statemachine.State {
-	if a == nil {
-		return nil
-	}
-	return &statemachine.State{Status: a.Status, ModifyTime: a.ModifyTime}
 }
 
 // complete writes the head's final state (popping it, moving the accepted
