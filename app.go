@@ -1,6 +1,11 @@
 package ordersync
 
-import "github.com/caddyserver/caddy/v2"
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
+)
 
 func init() {
 	caddy.RegisterModule(App{})
@@ -65,6 +70,23 @@ func (a *App) Start() error {
 // Stop does nothing: each store is given back by its module's Cleanup,
 // which runs once the configuration's requests are done.
 func (a *App) Stop() error { return nil }
+
+// loadStore loads the store module of owner's StoreRaw field (raw points
+// at it; bbolt when none is given) and hands it to the app, which opens it
+// when Caddy starts the config, not while it is validated.
+func loadStore(ctx caddy.Context, owner any, raw *json.RawMessage) (any, error) {
+	if *raw == nil {
+		*raw = json.RawMessage(`{"backend":"` + defaultStoreBackend + `"}`)
+	}
+	mod, err := ctx.LoadModule(owner, "StoreRaw")
+	if err != nil {
+		return nil, fmt.Errorf("store: %v", err)
+	}
+	if err := addStore(ctx, mod); err != nil {
+		return nil, fmt.Errorf("store: %v", err)
+	}
+	return mod, nil
+}
 
 // addStore hands a handler's store module to the app of its configuration,
 // if the module opens on Start.

@@ -204,20 +204,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.metrics = m
 
-	if h.StoreRaw == nil {
-		h.StoreRaw = json.RawMessage(`{"backend":"` + defaultStoreBackend + `"}`)
-	}
-	mod, err := ctx.LoadModule(h, "StoreRaw")
+	mod, err := loadStore(ctx, h, &h.StoreRaw)
 	if err != nil {
-		return fmt.Errorf("store: %v", err)
+		return err
 	}
 	backend, ok := mod.(store.Backend)
 	if !ok {
 		return fmt.Errorf("store: module %T is not a state store", mod)
-	}
-	// It opens when Caddy starts the config, not while it is validated.
-	if err := addStore(ctx, mod); err != nil {
-		return fmt.Errorf("store: %v", err)
 	}
 	logger := h.logger
 	h.store = store.New(backend, store.Options{CleanupFailed: func(op string, err error) {

@@ -247,21 +247,14 @@ func (p *PushHandler) provisionKeys(repl *caddy.Replacer) (*signature.Signer, *s
 
 // provisionStore loads the store module, which must hold an outbox.
 func (p *PushHandler) provisionStore(ctx caddy.Context) error {
-	if p.StoreRaw == nil {
-		p.StoreRaw = json.RawMessage(`{"backend":"` + defaultStoreBackend + `"}`)
-	}
-	mod, err := ctx.LoadModule(p, "StoreRaw")
+	// Delivery starts after the store opens, when Caddy starts the config.
+	mod, err := loadStore(ctx, p, &p.StoreRaw)
 	if err != nil {
-		return fmt.Errorf("store: %v", err)
+		return err
 	}
 	backend, ok := mod.(store.OutboxBackend)
 	if !ok {
 		return fmt.Errorf("store: module %T has no outbox", mod)
-	}
-	// It opens when Caddy starts the config, not while it is validated;
-	// delivery starts after it.
-	if err := addStore(ctx, mod); err != nil {
-		return fmt.Errorf("store: %v", err)
 	}
 	p.backend = backend
 	// The store's identity: the same file or Redis keyspace gives the same
