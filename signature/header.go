@@ -15,10 +15,16 @@ const AlgorithmRSA256 = "RSA256"
 // and by FormatHeader when given an empty version; every SDK defaults to 1.
 const DefaultKeyVersion = "1"
 
-// MaxHeaderLen caps the Signature header. A signature by an 8192-bit key
-// is about 1.9 KiB once base64 and %-escaped, so 4 KiB leaves room for any
-// real header while bounding the work an abusive one can cause.
-const MaxHeaderLen = 4096
+// MaxSignatureLen caps the decoded signature: an RSA signature is as long
+// as the key's modulus, and 1024 bytes is an 8192-bit key.
+const MaxSignatureLen = 1024
+
+// MaxHeaderLen caps the Signature header. A signature of MaxSignatureLen
+// bytes is 1368 base64 characters, at most three times that %-escaped
+// (every character a '+', '/' or '='): 8 KiB holds whatever FormatHeader
+// writes for one, so every header the gateway sends parses back, while
+// bounding the work an abusive one can cause.
+const MaxHeaderLen = 8192
 
 // Header is a parsed Signature header.
 type Header struct {
@@ -100,6 +106,9 @@ func ParseHeader(v string) (Header, error) {
 	raw, err := decodeSignature(sig)
 	if err != nil {
 		return Header{}, err
+	}
+	if len(raw) > MaxSignatureLen {
+		return Header{}, newError(ReasonMalformed, "Signature: signature= longer than "+strconv.Itoa(MaxSignatureLen)+" bytes")
 	}
 	return Header{Algorithm: AlgorithmRSA256, KeyVersion: ver, Signature: raw}, nil
 }

@@ -71,7 +71,8 @@ func TestParseHeader(t *testing.T) {
 		{"duplicate signature", "algorithm=RSA256,signature=" + esc + ",signature=" + esc, ReasonMalformed, "Signature: duplicate signature= item"},
 		{"duplicate algorithm", "algorithm=RSA256,algorithm=ECC224,signature=" + esc, ReasonMalformed, "Signature: duplicate algorithm= item"},
 		{"bad keyVersion", "algorithm=RSA256,keyVersion=1;drop,signature=" + esc, ReasonMalformed, "Signature: keyVersion must be 1-32 letters, digits, '.', '_' or '-'"},
-		{"oversize", "algorithm=RSA256,keyVersion=1,signature=" + strings.Repeat("A", MaxHeaderLen), ReasonMalformed, "Signature: longer than 4096 bytes"},
+		{"oversize", "algorithm=RSA256,keyVersion=1,signature=" + strings.Repeat("A", MaxHeaderLen), ReasonMalformed, "Signature: longer than 8192 bytes"},
+		{"signature longer than any key's", "algorithm=RSA256,signature=" + strings.Repeat("A", 1368), ReasonMalformed, "Signature: signature= longer than 1024 bytes"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
